@@ -1,5 +1,8 @@
 """Typed stack settings: the one place where `pulumi.Config` is read and validated.
 
+The config keys (CONFIG_KEYS) are listed in docs/CONFIG_KEYS.md; the team's working rules
+(COMMON_RULES) in docs/COMMON_RULES.md.
+
 Components receive these frozen dataclasses and never read config themselves.
 `load_settings()` turns the stack's config into a `Settings`, or raises `ConfigError`
 with one line naming the key, the value given and what is allowed.
