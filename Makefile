@@ -38,17 +38,16 @@ test: venv tools lint ## every test: unit, real processes on loopback, render + 
 render: venv ## write the manifests the stack would apply to build/manifests/ (no cluster, no pulumi CLI)
 	$(PY) scripts/render.py --stack $(STACK)
 
+# scripts/stack.sh checks every prerequisite (pulumi, kubectl, a reachable cluster, Docker when
+# it must build) and says what is missing before it runs pulumi.
 up: venv ## pulumi up on the current kubeconfig context (minikube by default)
-	./scripts/preflight.sh up $(STACK)
-	pulumi up --stack $(STACK) --yes
+	./scripts/stack.sh up $(STACK)
 
 preview: venv ## pulumi preview --diff
-	./scripts/preflight.sh preview $(STACK)
-	pulumi preview --stack $(STACK) --diff
+	./scripts/stack.sh preview $(STACK)
 
 destroy: venv ## pulumi destroy: remove everything the stack created
-	./scripts/preflight.sh destroy $(STACK)
-	pulumi destroy --stack $(STACK) --yes
+	./scripts/stack.sh destroy $(STACK)
 
 bench: venv tools ## production server vs naive baseline under the same load
 	@echo "bench: not implemented yet" >&2; exit 1

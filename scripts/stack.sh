@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# `make up|preview|destroy` land here: check every prerequisite first and say exactly what is
+# missing and how to get it (one line, exit 1), then run pulumi on the chosen stack.
+#   usage: scripts/stack.sh up|preview|destroy [STACK] [extra pulumi args...]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+action="${1:-}"
+stack="${2:-dev}"
+shift 2 2>/dev/null || shift $#
+
+die() { echo "selfheal-lb: $*" >&2; exit 1; }
+
+case "$action" in
+  up|preview|destroy) ;;
+  *) die "usage: scripts/stack.sh up|preview|destroy [STACK]" ;;
+esac
+
+[ -f "Pulumi.$stack.yaml" ] || die "no stack config Pulumi.$stack.yaml (stacks here: $(ls Pulumi.*.yaml 2>/dev/null | sed 's/Pulumi\.\(.*\)\.yaml/\1/' | tr '\n' ' '))"
+
+py="${PYTHON:-venv/bin/python}"
+[ -x "$py" ] || die "the project virtualenv is missing: run 'make venv' (needs Python 3.11+)"
+
+command -v pulumi >/dev/null 2>&1 \
+  || die "the pulumi CLI is not installed: see https://www.pulumi.com/docs/iac/download-install/ (e.g. 'curl -fsSL https://get.pulumi.com | sh'), then run 'make $action' again"
+
+# Config values the checks depend on, read from the stack file (defaults from Pulumi.yaml).
+read_config() {
+  "$py" - "$stack" "$1" <<'EOF'
+import sys
+from components.offline import stack_config
+value = stack_config(sys.argv[1]).get(f"selfheal-lb:{sys.argv[2]}", "")
+print("" if value is None else value)
+EOF
+}
+kube_context="$(read_config kubeContext)" || die "cannot read Pulumi.$stack.yaml"
+image_ref="$(read_config imageRef)"
+
+command -v kubectl >/dev/null 2>&1 \
+  || die "kubectl is not installed: see https://kubernetes.io/docs/tasks/tools/ (with minikube: 'minikube kubectl -- version' installs one)"
+ctx_args=()
+[ -n "$kube_context" ] && ctx_args=(--context "$kube_context")
+current_ctx="${kube_context:-$(kubectl config current-context 2>/dev/null)}"
+[ -n "$current_ctx" ] || die "no kubeconfig context: start a cluster ('minikube start') or set one with 'pulumi config set kubeContext NAME'"
+kubectl "${ctx_args[@]}" version --request-timeout=10s >/dev/null 2>&1 \
+  || die "the cluster of context '$current_ctx' is unreachable: start it ('minikube start') or pick another context ('kubectl config use-context NAME')"
+
+if [ "$action" != destroy ] && [ -z "$image_ref" ]; then
+  # The stack builds app/ into an image: on minikube, build into minikube's own Docker daemon
+  # so the pods find the image without a registry.
+  if [ "$current_ctx" = minikube ] && [ -z "${DOCKER_HOST:-}" ] && command -v minikube >/dev/null 2>&1; then
+    eval "$(minikube -p minikube docker-env --shell bash)" \
+      || die "could not point Docker at minikube ('minikube docker-env' failed): is minikube running?"
+    echo "selfheal-lb: building into minikube's Docker daemon ($DOCKER_HOST)"
+  fi
+  command -v docker >/dev/null 2>&1 \
+    || die "Docker is needed to build the app image: install it (https://docs.docker.com/engine/install/) or set a prebuilt image with 'pulumi config set imageRef REPO:TAG'"
+  docker info >/dev/null 2>&1 \
+    || die "the Docker daemon is not reachable${DOCKER_HOST:+ at $DOCKER_HOST}: start it, or set a prebuilt image with 'pulumi config set imageRef REPO:TAG'"
+fi
+
+case "${PULUMI_BACKEND_URL:-}" in
+  file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;;
+esac
+pulumi stack select --create "$stack" >/dev/null \
+  || die "could not select or create stack '$stack' on backend ${PULUMI_BACKEND_URL:-(pulumi default)}"
+
+case "$action" in
+  up) exec pulumi up --stack "$stack" --yes "$@" ;;
+  preview) exec pulumi preview --stack "$stack" --diff "$@" ;;
+  destroy) exec pulumi destroy --stack "$stack" --yes "$@" ;;
+esac
