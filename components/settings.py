@@ -62,6 +62,9 @@ class AppSettings:
     pdb_max_unavailable: int
     network_policy: bool
     ingress_cidrs: tuple[str, ...]
+    # serviceAwaitLoadBalancer: False = Service annotated pulumi.com/skipAwait so `up` does not
+    # block until a LoadBalancer IP exists (minikube without `minikube tunnel`).
+    await_load_balancer: bool = False
 
 
 @dataclass(frozen=True)
