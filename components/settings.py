@@ -10,8 +10,16 @@ with one line naming the key, the value given and what is allowed.
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Literal, NoReturn
+
+import pulumi
 
 ServiceType = Literal["LoadBalancer", "NodePort", "ClusterIP"]
 SessionAffinity = Literal["None", "ClientIP"]
@@ -19,8 +27,11 @@ PullPolicy = Literal["IfNotPresent", "Never", "Always"]
 LoadMode = Literal["job", "continuous", "off"]
 
 
-class ConfigError(ValueError):
-    """A stack config value is wrong. str() is the one line shown to the user."""
+class ConfigError(pulumi.RunError, ValueError):
+    """A stack config value is wrong. str() is the one line shown to the user.
+
+    A RunError: should one escape the program, Pulumi's language host prints just its message.
+    """
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class ImageSettings:
     registry_username: str
     registry_password_set: bool  # the secret itself stays a pulumi secret Output
     pull_policy: PullPolicy
-    context_dir: str  # absolute path of app/
+    context_dir: str  # build context as handed to Docker: relative to the project dir ("app")
 
 
 @dataclass(frozen=True)
@@ -117,3 +128,430 @@ class Settings:
     metrics_server: MetricsServerSettings
     load: LoadSettings
     verify: VerifySettings
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing. Every key has one spec below; Pulumi.yaml declares the same keys with the same types
+# and defaults (tests/test_settings.py checks that the two agree).
+
+ConfigValue = str | int | bool | tuple[str, ...]
+
+_INT = re.compile(r"^[+-]?\d+$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_CPU = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m)?$")
+_MEMORY = re.compile(r"^(\d+(\.\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_MEMORY_UNITS = {
+    "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+# Docker reference grammar (distribution/reference): optional registry host[:port], then
+# lower-case path components separated by '/'.
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(
+    rf"^(?:(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*(?::\d+)?)/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$"
+)
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_URL_PATH = re.compile(r"^/[^\s#]*$")
+_VERIFY_MIN_TIMEOUT, _VERIFY_MAX_TIMEOUT = 10, 3600
+
+# key -> (kind, default). kind: "string" | "integer" | "boolean" | "array"
+CONFIG_SPEC: dict[str, tuple[str, ConfigValue]] = {
+    "kubeContext": ("string", ""),
+    "namespace": ("string", ""),
+    "imageRef": ("string", ""),
+    "imageRepository": ("string", "selfheal-lb/articles"),
+    "imagePush": ("boolean", False),
+    "imageRegistryServer": ("string", ""),
+    "imageRegistryUsername": ("string", ""),
+    "imagePullPolicy": ("string", "IfNotPresent"),
+    "appReplicas": ("integer", 3),
+    "appWorkers": ("integer", 2),
+    "appCpuRequest": ("string", "100m"),
+    "appCpuLimit": ("string", "500m"),
+    "appMemoryRequest": ("string", "128Mi"),
+    "appMemoryLimit": ("string", "256Mi"),
+    "drainSeconds": ("integer", 5),
+    "terminationGracePeriodSeconds": ("integer", 30),
+    "serviceType": ("string", "LoadBalancer"),
+    "servicePort": ("integer", 8080),
+    "serviceAwaitLoadBalancer": ("boolean", False),
+    "sessionAffinity": ("string", "None"),
+    "pdbMaxUnavailable": ("integer", 1),
+    "networkPolicy": ("boolean", True),
+    "ingressAllowedCidrs": ("array", ("0.0.0.0/0",)),
+    "hpaEnabled": ("boolean", True),
+    "hpaMinReplicas": ("integer", 0),
+    "hpaMaxReplicas": ("integer", 10),
+    "hpaCpuUtilization": ("integer", 70),
+    "metricsServerEnabled": ("boolean", True),
+    "metricsServerInsecureTls": ("boolean", True),
+    "metricsServerPresent": ("boolean", False),
+    "loadgenMode": ("string", "job"),
+    "loadgenPods": ("integer", 3),
+    "loadgenConnections": ("integer", 100),
+    "loadgenRequests": ("integer", 1000),
+    "loadgenQps": ("integer", 0),
+    "loadgenPath": ("string", "/article1"),
+    "loadgenKeepalive": ("boolean", True),
+    "loadgenTimeoutSeconds": ("integer", 5),
+    "verifyEnabled": ("boolean", True),
+    "verifySignificance": ("string", "0.01"),
+    "verifyTimeoutSeconds": ("integer", 300),
+    "verifyFailOnImbalance": ("boolean", False),
+}
+# A secret cannot carry a default in Pulumi.yaml, and a declared key without a default is
+# required of every stack, so this one is read here but deliberately not declared there.
+SECRET_KEYS = ("imageRegistryPassword",)
+
+
+class _Reader:
+    """Reads raw config strings for one project namespace and names the key in every error."""
+
+    def __init__(self, config: pulumi.Config, project: str) -> None:
+        self._config = config
+        self._project = project
+
+    def key(self, name: str) -> str:
+        return f"{self._project}:{name}"
+
+    def fail(self, name: str, value: object, allowed: str) -> NoReturn:
+        shown = value if isinstance(value, str) else json.dumps(value)
+        raise ConfigError(f"config '{self.key(name)}' is '{shown}': {allowed}")
+
+    def raw(self, name: str) -> str | None:
+        return self._config.get(name)
+
+    def string(self, name: str, *, choices: tuple[str, ...] = ()) -> str:
+        raw = self.raw(name)
+        value = str(CONFIG_SPEC[name][1]) if raw is None else raw
+        if choices and value not in choices:
+            self.fail(name, value, f"must be one of {', '.join(choices)}")
+        return value
+
+    def integer(self, name: str, low: int, high: int, what: str = "") -> int:
+        raw = self.raw(name)
+        if raw is None:
+            value = CONFIG_SPEC[name][1]
+            assert isinstance(value, int)
+        else:
+            text = raw.strip()
+            if not _INT.match(text):
+                self.fail(name, raw, f"must be an integer from {low} to {high}{what}")
+            value = int(text)
+        if not low <= value <= high:
+            self.fail(name, value, f"must be an integer from {low} to {high}{what}")
+        return value
+
+    def boolean(self, name: str) -> bool:
+        raw = self.raw(name)
+        if raw is None:
+            value = CONFIG_SPEC[name][1]
+            assert isinstance(value, bool)
+            return value
+        lowered = raw.strip().lower()
+        if lowered not in ("true", "false"):
+            self.fail(name, raw, "must be true or false")
+        return lowered == "true"
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        raw = self.raw(name)
+        if raw is None:
+            value = CONFIG_SPEC[name][1]
+            assert isinstance(value, tuple)
+            return value
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, list) or not all(isinstance(v, str) for v in parsed):
+            self.fail(name, raw, 'must be a list of strings, e.g. ["0.0.0.0/0"]')
+        return tuple(parsed)
+
+
+def _cpu_millis(text: str) -> float | None:
+    m = _CPU.match(text)
+    if not m:
+        return None
+    number = float(m.group(1))
+    return number if m.group(3) else number * 1000
+
+
+def _memory_bytes(text: str) -> float | None:
+    m = _MEMORY.match(text)
+    return float(m.group(1)) * _MEMORY_UNITS[m.group(3) or ""] if m else None
+
+
+def _check_image_ref(r: _Reader, ref: str) -> None:
+    """A prebuilt reference must pin the image: a tag other than latest, or a digest."""
+    allowed = "must be <repository>:<tag> (tag not 'latest') or <repository>@sha256:<digest>"
+    name, _, digest = ref.partition("@")
+    repository, tag = name, ""
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, tag = name.rsplit(":", 1)
+    if not _REPOSITORY.match(repository):
+        r.fail("imageRef", ref, allowed)
+    if digest:
+        if not _DIGEST.match(digest) or (tag and not _TAG.match(tag)):
+            r.fail("imageRef", ref, allowed)
+    elif not tag or tag == "latest" or not _TAG.match(tag):
+        r.fail("imageRef", ref, allowed)
+
+
+def _namespace(r: _Reader, stack: str) -> str:
+    given = r.string("namespace")
+    if given:
+        if len(given) > 63 or not _DNS_LABEL.match(given):
+            r.fail("namespace", given, "must be a DNS-1123 label (a-z, 0-9, '-', at most 63)")
+        return given
+    # Derived from the stack name, made a valid label whatever the stack is called.
+    derived = re.sub(r"[^a-z0-9-]+", "-", f"selfheal-lb-{stack.lower()}")[:63].strip("-")
+    return derived
+
+
+def _image(r: _Reader, app_dir: Path, password_set: bool) -> ImageSettings:
+    prebuilt = r.string("imageRef").strip()
+    repository = r.string("imageRepository").strip()
+    push = r.boolean("imagePush")
+    server = r.string("imageRegistryServer").strip()
+    username = r.string("imageRegistryUsername").strip()
+    pull_policy = r.string("imagePullPolicy", choices=("IfNotPresent", "Never", "Always"))
+    if prebuilt:
+        _check_image_ref(r, prebuilt)
+        if push:
+            r.fail("imagePush", True, "must be false when imageRef is set (nothing is built)")
+    else:
+        if not repository:
+            r.fail(
+                "imageRepository", repository, "must name a repository, e.g. selfheal-lb/articles"
+            )
+        if not _REPOSITORY.match(repository):
+            r.fail(
+                "imageRepository",
+                repository,
+                "must be a lower-case repository name without a tag, e.g. ghcr.io/me/articles",
+            )
+        if not push and pull_policy == "Always":
+            r.fail(
+                "imagePullPolicy",
+                pull_policy,
+                "must be IfNotPresent or Never when imagePush is false (the image is only local)",
+            )
+    if push:
+        if not server:
+            r.fail(
+                "imageRegistryServer", server, "must name the registry host when imagePush is true"
+            )
+        if bool(username) != password_set:
+            r.fail(
+                "imageRegistryUsername",
+                username,
+                "must be set together with the secret imageRegistryPassword (both or neither)",
+            )
+    return ImageSettings(
+        prebuilt_ref=prebuilt,
+        repository=repository,
+        push=push,
+        registry_server=server,
+        registry_username=username,
+        registry_password_set=password_set,
+        pull_policy=pull_policy,  # type: ignore[arg-type]
+        context_dir=str(app_dir),
+    )
+
+
+def _resources(r: _Reader) -> Resources:
+    values = {}
+    for kind, parse, example in (
+        ("Cpu", _cpu_millis, "100m or 0.5"),
+        ("Memory", _memory_bytes, "128Mi"),
+    ):
+        amounts = []
+        for role in ("Request", "Limit"):
+            name = f"app{kind}{role}"
+            text = r.string(name).strip()
+            amount = parse(text)
+            if amount is None or amount <= 0:
+                r.fail(name, text, f"must be a positive Kubernetes quantity, e.g. {example}")
+            values[name] = text
+            amounts.append(amount)
+        if amounts[0] > amounts[1]:
+            r.fail(
+                f"app{kind}Request",
+                values[f"app{kind}Request"],
+                f"must not exceed app{kind}Limit ({values[f'app{kind}Limit']})",
+            )
+    return Resources(
+        cpu_request=values["appCpuRequest"],
+        cpu_limit=values["appCpuLimit"],
+        memory_request=values["appMemoryRequest"],
+        memory_limit=values["appMemoryLimit"],
+    )
+
+
+def _app(r: _Reader) -> AppSettings:
+    replicas = r.integer("appReplicas", 1, 50)
+    workers = r.integer("appWorkers", 1, 16)
+    resources = _resources(r)
+    drain = r.integer("drainSeconds", 0, 60)
+    grace = r.integer("terminationGracePeriodSeconds", 1, 3600)
+    if grace <= 2 * drain + 5:
+        r.fail(
+            "terminationGracePeriodSeconds",
+            grace,
+            f"must exceed 2*drainSeconds+5 = {2 * drain + 5} (preStop sleep + drain + exit)",
+        )
+    service_type = r.string("serviceType", choices=("LoadBalancer", "NodePort", "ClusterIP"))
+    port = r.integer("servicePort", 1, 65535)
+    await_lb = r.boolean("serviceAwaitLoadBalancer")
+    affinity = r.string("sessionAffinity", choices=("None", "ClientIP"))
+    pdb_high = max(1, replicas - 1)
+    pdb = r.integer("pdbMaxUnavailable", 1, pdb_high, f" (below appReplicas={replicas})")
+    cidrs = r.strings("ingressAllowedCidrs")
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            r.fail("ingressAllowedCidrs", list(cidrs), f"'{cidr}' is not a CIDR such as 10.0.0.0/8")
+    return AppSettings(
+        replicas=replicas,
+        workers=workers,
+        resources=resources,
+        drain_seconds=drain,
+        termination_grace_seconds=grace,
+        service_type=service_type,  # type: ignore[arg-type]
+        service_port=port,
+        session_affinity=affinity,  # type: ignore[arg-type]
+        pdb_max_unavailable=pdb,
+        network_policy=r.boolean("networkPolicy"),
+        ingress_cidrs=cidrs,
+        await_load_balancer=await_lb,
+    )
+
+
+def _autoscaling(r: _Reader, replicas: int) -> AutoscalingSettings:
+    enabled = r.boolean("hpaEnabled")
+    min_given = r.integer("hpaMinReplicas", 0, 50, " (0 = appReplicas)")
+    minimum = min_given or replicas
+    maximum = r.integer("hpaMaxReplicas", minimum, 50, f" (at least hpaMinReplicas={minimum})")
+    return AutoscalingSettings(
+        enabled=enabled,
+        min_replicas=minimum,
+        max_replicas=maximum,
+        cpu_utilization=r.integer("hpaCpuUtilization", 1, 100),
+    )
+
+
+def _metrics_server(r: _Reader) -> MetricsServerSettings:
+    enabled = r.boolean("metricsServerEnabled")
+    present = r.boolean("metricsServerPresent")
+    if enabled and present:
+        r.fail(
+            "metricsServerEnabled",
+            True,
+            "must be false when metricsServerPresent is true (two metrics-servers clash)",
+        )
+    return MetricsServerSettings(
+        enabled=enabled,
+        kubelet_insecure_tls=r.boolean("metricsServerInsecureTls"),
+        already_present=present,
+    )
+
+
+def _load(r: _Reader) -> LoadSettings:
+    mode = r.string("loadgenMode", choices=("job", "continuous", "off"))
+    pods = r.integer("loadgenPods", 1, 50)
+    connections = r.integer("loadgenConnections", 1, 10_000)
+    requests = r.integer(
+        "loadgenRequests", connections, 10_000_000, " (at least loadgenConnections)"
+    )
+    qps = r.integer("loadgenQps", 0, 100_000, " (0 = as fast as possible)")
+    if mode == "continuous" and qps == 0:
+        r.fail(
+            "loadgenQps", qps, "must be at least 1 when loadgenMode is continuous (endless load)"
+        )
+    path = r.string("loadgenPath")
+    if not _URL_PATH.match(path):
+        r.fail("loadgenPath", path, "must start with '/' and contain no spaces, e.g. /article1")
+    return LoadSettings(
+        mode=mode,  # type: ignore[arg-type]
+        pods=pods,
+        connections=connections,
+        requests=requests,
+        qps=qps,
+        path=path,
+        keepalive=r.boolean("loadgenKeepalive"),
+        timeout_seconds=r.integer("loadgenTimeoutSeconds", 1, 120),
+    )
+
+
+def _verify(r: _Reader, mode: str) -> VerifySettings:
+    enabled = r.boolean("verifyEnabled")
+    if enabled and mode != "job":
+        r.fail(
+            "verifyEnabled", True, f"needs loadgenMode job (it is {mode}); set verifyEnabled false"
+        )
+    text = r.string("verifySignificance").strip()
+    try:
+        alpha = float(text)
+    except ValueError:
+        alpha = -1.0
+    if not 0 < alpha < 0.5:
+        r.fail("verifySignificance", text, "must be a number between 0 and 0.5, e.g. 0.01")
+    return VerifySettings(
+        enabled=enabled,
+        significance=alpha,
+        timeout_seconds=r.integer("verifyTimeoutSeconds", _VERIFY_MIN_TIMEOUT, _VERIFY_MAX_TIMEOUT),
+        fail_on_imbalance=r.boolean("verifyFailOnImbalance"),
+    )
+
+
+def _reject_unknown_keys(r: _Reader, present: Iterable[str], project: str) -> None:
+    known = set(CONFIG_SPEC) | set(SECRET_KEYS)
+    for full in sorted(present):
+        namespace, _, name = full.partition(":")
+        if namespace != project or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "see Pulumi.yaml for the keys"
+        raise ConfigError(f"config '{full}' is not a key of this project: {hint}")
+
+
+def load_settings(
+    config: pulumi.Config,
+    *,
+    project: str,
+    stack: str,
+    app_dir: Path,
+    present_keys: Iterable[str] = (),
+) -> Settings:
+    """Parse and validate the stack's config; raise ConfigError (one line) on the first bad value.
+
+    `present_keys` are the fully-qualified keys the stack sets (to catch misspelt keys);
+    `app_dir` is the build context of the image, as the program should hand it to Docker.
+    The registry password is not read here: only whether it is set (it stays a secret Output).
+    """
+    r = _Reader(config, project)
+    _reject_unknown_keys(r, present_keys, project)
+    password_set = config.get_secret("imageRegistryPassword") is not None
+    cluster = ClusterSettings(
+        kube_context=r.string("kubeContext").strip(), namespace=_namespace(r, stack)
+    )
+    image = _image(r, app_dir, password_set)
+    app = _app(r)
+    autoscaling = _autoscaling(r, app.replicas)
+    metrics_server = _metrics_server(r)
+    load = _load(r)
+    verify = _verify(r, load.mode)
+    return Settings(
+        project=project,
+        stack=stack,
+        cluster=cluster,
+        image=image,
+        app=app,
+        autoscaling=autoscaling,
+        metrics_server=metrics_server,
+        load=load,
+        verify=verify,
+    )
