@@ -1,0 +1,52 @@
+"""Settings read once from the environment (the Deployment's env and downward API)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    pod_name: str
+    pod_ip: str
+    node_name: str
+    host: str
+    port: int
+    workers: int
+    threads: int
+    drain_seconds: int
+    graceful_timeout: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        drain = _int(env, "DRAIN_SECONDS", 5, 0, 20)
+        # Drain plus the in-flight grace must stay well inside Kubernetes' default 30 s.
+        graceful = _int(env, "GRACEFUL_TIMEOUT", 10, 1, 25 - drain if drain < 24 else 1)
+        return cls(
+            pod_name=env.get("POD_NAME", "").strip() or socket.gethostname(),
+            pod_ip=env.get("POD_IP", "").strip(),
+            node_name=env.get("NODE_NAME", "").strip(),
+            host=env.get("HOST", "").strip() or "0.0.0.0",
+            port=_int(env, "PORT", 8080, 1, 65535),
+            workers=_int(env, "WEB_CONCURRENCY", 2, 1, 64),
+            threads=_int(env, "THREADS", 8, 1, 256),
+            drain_seconds=drain,
+            graceful_timeout=graceful,
+        )

@@ -1,0 +1,47 @@
+"""The app factory proper (imported lazily by the package, see its docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, request
+
+from .config import Settings
+from .content import load_articles
+from .lifecycle import DRAIN
+from .observability import ROUTE_KEY, Metrics, ObservabilityMiddleware
+from .pages import PageCache
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask("articles")
+    app.config.from_mapping(SETTINGS=None, DRAIN_FLAG=DRAIN, ARTICLES=None)
+    if test_config:
+        app.config.from_mapping(test_config)
+    settings: Settings = app.config["SETTINGS"] or Settings.from_env()
+    app.config["SETTINGS"] = settings
+    if app.config["ARTICLES"] is None:
+        app.config["ARTICLES"] = load_articles()
+
+    from . import health, views
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(health.bp)
+    views.register_error_handlers(app)
+
+    @app.before_request
+    def _record_route() -> None:
+        # The rule string (not the raw path) keeps the metrics' route label bounded.
+        rule = request.url_rule
+        if rule is not None:
+            request.environ[ROUTE_KEY] = rule.rule
+
+    # Pages only depend on the article and the pod, so each process renders them once.
+    app.extensions["articles.pages"] = PageCache.build(app)
+    metrics = Metrics(settings.pod_name)
+    app.extensions["articles.metrics"] = metrics
+    app.wsgi_app = ObservabilityMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, metrics, settings.pod_name
+    )
+    return app

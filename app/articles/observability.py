@@ -1,0 +1,149 @@
+"""Per-request metrics, the JSON access log and X-Served-By, as one WSGI middleware.
+
+Wrapping Flask's wsgi_app (rather than using before/after_request hooks) means every
+response is covered: 404s from routing, 405s, even a 500 from an unhandled error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+# The environ key where the Flask layer records the matched URL rule for the label.
+ROUTE_KEY = "articles.route"
+UNMATCHED = "<unmatched>"
+# Methods outside this set share one label value so clients cannot blow up cardinality.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
+)
+OTHER_METHOD = "<other>"
+MAX_LOGGED_PATH = 2048
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    """The app's three metric families; one instance per app, in its own registry."""
+
+    def __init__(self, pod: str) -> None:
+        self.pod = pod
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "articles_http_requests_total",
+            "HTTP requests answered, by pod, matched route, method and status.",
+            ["pod", "route", "method", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "articles_http_request_duration_seconds",
+            "Time from request start until the app returned its response.",
+            ["pod", "route"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "articles_http_requests_in_flight",
+            "Requests being handled right now (summed over the pod's live workers).",
+            ["pod"],
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        ).labels(pod)
+        # labels() takes a lock and builds a key every call; the label space is small.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[str, Any] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.requests.labels(
+                self.pod, route, method, str(status)
+            )
+        counter.inc()
+        hist = self._histograms.get(route)
+        if hist is None:
+            hist = self._histograms[route] = self.duration.labels(self.pod, route)
+        hist.observe(seconds)
+
+    def exposition(self) -> bytes:
+        path = multiprocess_dir()
+        if path is None:
+            return generate_latest(self.registry)
+        # Several worker processes: merge every worker's files, dead ones included,
+        # so the pod's totals do not depend on which worker answers the scrape.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=path)
+        return generate_latest(registry)
+
+
+def write_line(line: bytes, fd: int = 1) -> None:
+    # One write() per line: lines below PIPE_BUF from several workers never interleave.
+    view = memoryview(line)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def log_request(pod: str, method: str, path: str, status: int, duration_ms: float) -> None:
+    record = {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "pod": pod,
+        "method": method,
+        "path": path[:MAX_LOGGED_PATH],
+        "status": status,
+        "duration_ms": round(duration_ms, 3),
+    }
+    write_line(json.dumps(record, ensure_ascii=True).encode() + b"\n")
+
+
+class ObservabilityMiddleware:
+    def __init__(self, app: WSGIApp, metrics: Metrics, pod: str) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.served_by = ("X-Served-By", pod)
+        self.pod = pod
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        start = time.perf_counter()
+        status_holder = [500]
+        served_by = self.served_by
+
+        def _start_response(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+            status_holder[0] = int(status[:3])
+            headers.append(served_by)
+            return start_response(status, headers, *exc)
+
+        self.metrics.in_flight.inc()
+        try:
+            return self.app(environ, _start_response)
+        finally:
+            self.metrics.in_flight.dec()
+            elapsed = time.perf_counter() - start
+            method = environ.get("REQUEST_METHOD", "")
+            status = status_holder[0]
+            self.metrics.observe(
+                environ.get(ROUTE_KEY, UNMATCHED),
+                method if method in KNOWN_METHODS else OTHER_METHOD,
+                status,
+                elapsed,
+            )
+            log_request(self.pod, method, environ.get("PATH_INFO", ""), status, elapsed * 1000)

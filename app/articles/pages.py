@@ -1,0 +1,33 @@
+"""Pre-rendered pages: rendering the templates once per process, not once per request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, render_template
+
+from .config import Settings
+from .content import Article
+
+
+@dataclass(frozen=True)
+class PageCache:
+    index: bytes
+    articles: dict[int, bytes]
+    not_found: bytes
+
+    @classmethod
+    def build(cls, app: Flask) -> PageCache:
+        settings: Settings = app.config["SETTINGS"]
+        articles: dict[int, Article] = app.config["ARTICLES"]
+        # A request context lets url_for build relative links without SERVER_NAME.
+        with app.test_request_context("/"):
+            common = {"settings": settings, "articles": articles}
+            return cls(
+                index=render_template("index.html", **common).encode(),
+                articles={
+                    aid: render_template("article.html", article=a, **common).encode()
+                    for aid, a in articles.items()
+                },
+                not_found=render_template("404.html", **common).encode(),
+            )

@@ -1,0 +1,40 @@
+"""Shared fixtures for the article app's tests: import path and app factory."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+APP_DIR = Path(__file__).resolve().parents[2] / "app"
+if str(APP_DIR) not in sys.path:
+    sys.path.insert(0, str(APP_DIR))
+
+from articles.config import Settings  # noqa: E402
+from articles.lifecycle import DrainFlag  # noqa: E402
+
+
+def make_settings(**overrides: object) -> Settings:
+    env = {"POD_NAME": "pod-under-test", "POD_IP": "10.0.0.7", "NODE_NAME": "node-a"}
+    env.update({k: str(v) for k, v in overrides.items()})
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def drain() -> DrainFlag:
+    return DrainFlag()
+
+
+@pytest.fixture
+def app(drain: DrainFlag):  # type: ignore[no-untyped-def]
+    from articles import create_app
+
+    return create_app({"SETTINGS": make_settings(), "DRAIN_FLAG": drain, "TESTING": True})
+
+
+@pytest.fixture
+def client(app) -> Iterator:  # type: ignore[no-untyped-def]
+    with app.test_client() as c:
+        yield c

@@ -1,0 +1,121 @@
+"""Routes, pages and error handling through Flask's test client."""
+
+from __future__ import annotations
+
+import pytest
+from articles.content import load_articles
+
+ARTICLES = load_articles()
+
+
+def test_at_least_three_articles_with_real_text() -> None:
+    assert len(ARTICLES) >= 3
+    for article in ARTICLES.values():
+        assert article.title and article.summary
+        assert sum(len(p.split()) for p in article.paragraphs) > 100
+
+
+def test_index_lists_every_article_and_the_pod(client) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.content_type == "text/html; charset=utf-8"
+    html = response.get_data(as_text=True)
+    for article in ARTICLES.values():
+        assert f'href="/article/{article.id}"' in html
+    assert "pod-under-test" in html and "node-a" in html
+
+
+@pytest.mark.parametrize("article_id", sorted(ARTICLES))
+def test_article_page_and_legacy_path_are_the_same(client, article_id: int) -> None:
+    new = client.get(f"/article/{article_id}")
+    legacy = client.get(f"/article{article_id}")
+    assert new.status_code == legacy.status_code == 200
+    assert new.data == legacy.data
+    html = new.get_data(as_text=True)
+    article = ARTICLES[article_id]
+    assert article.paragraphs[0][:40].replace("'", "&#39;") in html
+    assert "pod-under-test" in html
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/article/999",
+        "/article999",
+        "/article/0",
+        "/article/-1",
+        "/article/abc",
+        "/article/",
+        "/article",
+        "/article/1.5",
+        "/article/1/extra",
+        "/nope",
+        "/article/" + "9" * 60,
+    ],
+)
+def test_unknown_or_malformed_ids_get_the_404_page(client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "404" in response.get_data(as_text=True)
+    assert response.headers["X-Served-By"] == "pod-under-test"
+
+
+def test_head_works_without_body(client) -> None:
+    get = client.get("/article/1")
+    head = client.head("/article/1")
+    assert head.status_code == 200
+    assert head.data == b""
+    assert head.headers["Content-Length"] == str(len(get.data))
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_wrong_method_is_405_with_allow(client, method: str) -> None:
+    response = client.open("/article/1", method=method)
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]
+    assert response.headers["X-Served-By"] == "pod-under-test"
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/article/1", "/article2", "/healthz", "/readyz", "/metrics", "/missing"]
+)
+def test_every_response_says_which_pod(client, path: str) -> None:
+    assert client.get(path).headers["X-Served-By"] == "pod-under-test"
+
+
+def test_healthz_and_readyz(client, drain) -> None:
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    drain.set()
+    assert client.get("/readyz").status_code == 503
+    # Draining only fails readiness: liveness and pages keep working.
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/article/1").status_code == 200
+
+
+def test_pod_name_falls_back_to_hostname() -> None:
+    import socket
+
+    from articles.config import Settings
+
+    assert Settings.from_env({}).pod_name == socket.gethostname()
+    assert Settings.from_env({"POD_NAME": "web-1"}).pod_name == "web-1"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"PORT": "http"}, {"PORT": "0"}, {"WEB_CONCURRENCY": "-1"}, {"DRAIN_SECONDS": "99"}],
+)
+def test_bad_settings_are_rejected_clearly(env: dict[str, str]) -> None:
+    from articles.config import Settings
+
+    with pytest.raises(ValueError, match=next(iter(env))):
+        Settings.from_env(env)
+
+
+def test_defaults() -> None:
+    from articles.config import Settings
+
+    s = Settings.from_env({})
+    assert (s.port, s.workers, s.drain_seconds) == (8080, 2, 5)
+    assert s.drain_seconds + s.graceful_timeout < 30
