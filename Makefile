@@ -12,7 +12,7 @@ export PULUMI_CONFIG_PASSPHRASE ?= selfheal-lb-dev
 # The verification command and pulumi itself run with the project's virtualenv first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help venv tools lint test render up preview destroy bench
+.PHONY: help venv tools lint test render up preview destroy bench policy-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,8 +43,16 @@ render: venv ## write the manifests the stack would apply to build/manifests/ (n
 up: venv ## pulumi up on the current kubeconfig context (minikube by default)
 	./scripts/stack.sh up $(STACK)
 
-preview: venv ## pulumi preview --diff
-	./scripts/stack.sh preview $(STACK)
+# The policy pack (policy/) runs in its own virtualenv, named by policy/PulumiPolicy.yaml.
+policy/venv/.installed: policy/requirements.txt
+	python3 -m venv policy/venv
+	policy/venv/bin/python -m pip install -q -r policy/requirements.txt
+	touch $@
+
+policy-venv: policy/venv/.installed ## the policy pack's virtualenv (policy/requirements.txt)
+
+preview: venv policy-venv ## pulumi preview --diff with the policy pack (policy/) enforced
+	./scripts/stack.sh preview $(STACK) --policy-pack policy
 
 destroy: venv ## pulumi destroy: remove everything the stack created
 	./scripts/stack.sh destroy $(STACK)
