@@ -1,0 +1,168 @@
+"""`python -m loadgen`: verify, snapshot, top, drill. Exit codes: 0 ok, 1 failed verdict
+(imbalanced / not recovered), 2 could not verify; always a one-line reason on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from loadgen import report
+from loadgen.verdict import DEFAULT_ALPHA
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def _alpha(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 0.5:
+        raise argparse.ArgumentTypeError("alpha must be between 0 and 0.5")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _kube_args(p: argparse.ArgumentParser, selector_required: bool = True) -> None:
+    p.add_argument("--namespace", "-n", required=True)
+    p.add_argument(
+        "--selector",
+        "-l",
+        required=selector_required,
+        help="label selector of the app pods, e.g. app.kubernetes.io/name=articles",
+    )
+    p.add_argument("--context", default="", help="kubeconfig context (default: current)")
+    p.add_argument("--kubeconfig", default="", help="default: $KUBECONFIG or ~/.kube/config")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m loadgen", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("verify", help="is the load spread evenly across the pods?")
+    where = v.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="send the load to this URL and count X-Served-By")
+    where.add_argument(
+        "--in-cluster",
+        action="store_true",
+        help="read pod counters and fortio results through the Kubernetes API",
+    )
+    v.add_argument("--requests", type=_positive_int, default=1000)
+    v.add_argument("--concurrency", type=_positive_int, default=10)
+    ka = v.add_mutually_exclusive_group()
+    ka.add_argument("--keepalive", dest="keepalive", action="store_true", default=None)
+    ka.add_argument("--no-keepalive", dest="keepalive", action="store_false")
+    v.add_argument("--expect-pods", type=_positive_int, default=None)
+    v.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=DEFAULT_ALPHA,
+        help=f"significance of the uniformity test (default {DEFAULT_ALPHA})",
+    )
+    v.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        help="bound on the whole run, seconds",
+    )
+    v.add_argument("--request-timeout", type=_positive_float, default=5.0)
+    v.add_argument("--max-error-rate", type=float, default=0.05)
+    v.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    v.add_argument(
+        "--report-only",
+        action="store_true",
+        help="exit 0 on any verdict (balanced or imbalanced); 2 still means could not verify",
+    )
+    v.add_argument("--namespace", "-n")
+    v.add_argument("--selector", "-l")
+    v.add_argument("--context", default="")
+    v.add_argument("--kubeconfig", default="")
+    v.add_argument(
+        "--loadgen-selector",
+        default="",
+        help="label selector of the fortio pods whose JSON result to read",
+    )
+    v.add_argument(
+        "--baseline",
+        default="",
+        help="`snapshot` JSON taken before the load (file, or - for stdin); "
+        "without it counters count from zero",
+    )
+    v.add_argument(
+        "--connections",
+        type=_positive_int,
+        default=None,
+        help="total keep-alive connections of the load (fortio -c x pods), used "
+        "when fortio's own socket count is not available",
+    )
+    v.add_argument(
+        "--window",
+        type=float,
+        default=0.0,
+        help="in-cluster without --baseline: snapshot, watch the running load for "
+        "this many seconds, and count the difference",
+    )
+    return parser
+
+
+def _run_verify(args: argparse.Namespace) -> dict:
+    if args.url:
+        from loadgen.verify import verify_url
+
+        return verify_url(
+            args.url,
+            requests=args.requests,
+            concurrency=args.concurrency,
+            keepalive=bool(args.keepalive),
+            expected_pods=args.expect_pods,
+            alpha=args.alpha,
+            timeout=args.timeout,
+            request_timeout=min(args.request_timeout, args.timeout),
+            max_error_rate=args.max_error_rate,
+        )
+    raise SystemExit("not yet")
+
+
+def _finish_verify(args: argparse.Namespace, rep: dict) -> int:
+    if args.json:
+        print(report.dumps(rep))
+    else:
+        print(report.render_table(rep))
+    code = int(rep["exit_code"])
+    label = {0: "balanced", 1: "imbalanced", 2: "could not verify"}[code]
+    print(f"loadgen verify: {label}: {rep['reason']}", file=sys.stderr)
+    if args.report_only and code == 1:
+        return 0
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "verify":
+            return _finish_verify(args, _run_verify(args))
+        parser.error(f"unknown command {args.command}")
+    except KeyboardInterrupt:
+        print(f"loadgen {args.command}: interrupted", file=sys.stderr)
+        return 2
+    except Exception as exc:  # one line, never a traceback, for whoever runs us
+        if os.environ.get("LOADGEN_DEBUG"):
+            traceback.print_exc()
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"loadgen {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    return 2
