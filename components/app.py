@@ -1,0 +1,398 @@
+"""ArticleApp: the article service's namespace, Deployment, Service, PDB, HPA and NetworkPolicies.
+
+Replaces the seed walkthrough's `kubectl create deployment myapp --replicas=3` and
+`kubectl expose deployment myapp --type=LoadBalancer --port=8080`, plus the production
+settings the walkthrough never had (probes, limits, drain, Pod Security, policies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels
+from components.settings import AppSettings, AutoscalingSettings
+
+TYPE_TOKEN = "selfheal-lb:app:ArticleApp"
+
+CONTAINER_NAME = "articles"
+CONTAINER_PORT = 8080
+PORT_NAME = "http"
+# Matches the app image's non-root numeric user; > 10000 so it never maps onto a host account.
+RUN_AS_ID = 10001
+# Pod Security Standards: enforce a pinned version (a cluster upgrade cannot start rejecting the
+# pods), audit/warn against the newest rules so future tightening shows up as warnings first.
+POD_SECURITY_VERSION = "v1.30"
+# ClientIP stickiness lasts as long as a typical web session, not Kubernetes' default 3 hours.
+SESSION_AFFINITY_TIMEOUT_SECONDS = 1800
+SKIP_AWAIT = "pulumi.com/skipAwait"
+# The app refuses GRACEFUL_TIMEOUT above 25 - DRAIN_SECONDS (app/articles/config.py).
+APP_GRACE_BUDGET_SECONDS = 25
+
+
+@dataclass(frozen=True)
+class ArticleAppArgs:
+    settings: AppSettings
+    autoscaling: AutoscalingSettings
+    metrics_available: bool  # metrics-server deployed by the stack or declared present
+    namespace: str  # resolved by the settings ("" → selfheal-lb-<stack>)
+    image_ref: pulumi.Input[str]
+    pull_policy: str
+    instance: str  # app.kubernetes.io/instance, normally the stack name
+
+
+def hpa_manages_replicas(args: ArticleAppArgs) -> bool:
+    """The HPA exists only when autoscaling is on and something serves the metrics API."""
+    return args.autoscaling.enabled and args.metrics_available
+
+
+def graceful_timeout_seconds(settings: AppSettings) -> int:
+    """Seconds the app may wait for in-flight requests after its own drain.
+
+    Kubernetes counts terminationGracePeriodSeconds from the start of the preStop hook, so
+    after SIGTERM the app has grace - drain left, of which it spends `drain` draining itself.
+    Keep 2 s for the process to exit, and stay inside what the app accepts.
+    """
+    drain = settings.drain_seconds
+    room = settings.termination_grace_seconds - 2 * drain - 2
+    app_max = APP_GRACE_BUDGET_SECONDS - drain if drain < APP_GRACE_BUDGET_SECONDS - 1 else 1
+    return max(1, min(room, app_max))
+
+
+def _field(obj: Any, *names: str) -> Any:
+    """A field of a provider output: a dict under mocks/older SDKs, an object otherwise."""
+    if obj is None:
+        return None
+    for name in names:
+        value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def load_balancer_address(status: Any) -> str:
+    """IP or hostname from status.loadBalancer.ingress; "" while the LoadBalancer is pending."""
+    lb = _field(status, "load_balancer", "loadBalancer")
+    for entry in _field(lb, "ingress") or []:
+        address = _field(entry, "ip") or _field(entry, "hostname")
+        if address:
+            return str(address)
+    return ""
+
+
+class ArticleApp(pulumi.ComponentResource):
+    namespace_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    external_address: pulumi.Output[str]
+    service_dns: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ArticleAppArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        s = args.settings
+        self.autoscaled = hpa_manages_replicas(args)
+        self.selector_labels = labels.selector_labels(labels.APP_NAME, args.instance)
+        self.pod_labels = labels.pod_labels(labels.APP_NAME, args.instance, "web")
+        self.selector = labels.selector_string(self.selector_labels)
+        object_labels = labels.object_labels(labels.APP_NAME, args.instance, "web")
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={
+                "name": args.namespace,
+                "labels": {
+                    labels.PART_OF_KEY: labels.PART_OF,
+                    labels.INSTANCE_KEY: args.instance,
+                    labels.MANAGED_BY_KEY: "pulumi",
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": POD_SECURITY_VERSION,
+                    "pod-security.kubernetes.io/audit": "restricted",
+                    "pod-security.kubernetes.io/audit-version": "latest",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                    "pod-security.kubernetes.io/warn-version": "latest",
+                },
+            },
+            opts=child,
+        )
+        self.namespace_name = self.namespace.metadata.apply(lambda m: m.name)
+        ns = self.namespace_name
+
+        self.network_policies = self._network_policies(name, args, ns, object_labels)
+
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={"name": labels.APP_NAME, "namespace": ns, "labels": object_labels},
+            spec=self._deployment_spec(args),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # Fixed names (`kubectl -n <ns> get deploy articles`): a replacement (selector
+                # change) must delete first, or the new object's create hits "already exists".
+                delete_before_replace=True,
+                # The policies first: with a default-deny in place, pods must never start
+                # before the rule that lets traffic reach them exists.
+                depends_on=list(self.network_policies),
+                # Replicas and the HPA: the first `up` creates the Deployment with
+                # settings.replicas, so the verification sees every pod at once (omitting the
+                # field would start at 1 until the HPA reacts). From then on the HPA owns the
+                # count. With server-side apply, pulumi-kubernetes v4 honours ignoreChanges by
+                # dropping spec.replicas from the apply when another manager (the HPA's
+                # kube-controller-manager via /scale) owns it, or by re-sending the live value
+                # when it still owns it: never a conflict, never a reset to the declared count.
+                ignore_changes=["spec.replicas"] if self.autoscaled else None,
+            ),
+        )
+
+        service_annotations: dict[str, str] = {}
+        if s.service_type == "LoadBalancer" and not s.await_load_balancer:
+            # pulumi-kubernetes waits for status.loadBalancer.ingress on a LoadBalancer
+            # Service (10 min timeout). Minikube assigns one only while `minikube tunnel`
+            # runs, so by default `up` does not wait: externalIp stays "" until a refresh.
+            # ClusterIP/NodePort keep the await, which only waits for ready endpoints.
+            service_annotations[SKIP_AWAIT] = "true"
+        service_spec: dict[str, Any] = {
+            "type": s.service_type,
+            "selector": self.selector_labels,
+            "ports": [
+                {
+                    "name": PORT_NAME,
+                    "protocol": "TCP",
+                    "port": s.service_port,
+                    "target_port": PORT_NAME,
+                }
+            ],
+            "session_affinity": s.session_affinity,
+        }
+        if s.session_affinity == "ClientIP":
+            service_spec["session_affinity_config"] = {
+                "client_ip": {"timeout_seconds": SESSION_AFFINITY_TIMEOUT_SECONDS}
+            }
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={
+                "name": labels.APP_NAME,
+                "namespace": ns,
+                "labels": object_labels,
+                "annotations": service_annotations,
+            },
+            spec=service_spec,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        self.service_name = self.service.metadata.apply(lambda m: m.name)
+        self.external_address = self.service.status.apply(load_balancer_address)
+        self.service_dns = pulumi.Output.concat(self.service_name, ".", ns, ".svc.cluster.local")
+
+        self.pdb = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata={"name": labels.APP_NAME, "namespace": ns, "labels": object_labels},
+            spec={
+                "max_unavailable": s.pdb_max_unavailable,
+                "selector": {"match_labels": self.selector_labels},
+                # A crash-looping pod must stay evictable, or it blocks node drains forever.
+                "unhealthy_pod_eviction_policy": "AlwaysAllow",
+            },
+            # pulumi-kubernetes replaces a PDB on any spec change; its name is fixed.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+
+        self.hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None = None
+        if self.autoscaled:
+            a = args.autoscaling
+            self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa",
+                metadata={"name": labels.APP_NAME, "namespace": ns, "labels": object_labels},
+                spec={
+                    "scale_target_ref": {
+                        "api_version": "apps/v1",
+                        "kind": "Deployment",
+                        "name": self.deployment.metadata.apply(lambda m: m.name),
+                    },
+                    "min_replicas": a.min_replicas or s.replicas,
+                    "max_replicas": a.max_replicas,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {
+                                    "type": "Utilization",
+                                    "average_utilization": a.cpu_utilization,
+                                },
+                            },
+                        }
+                    ],
+                },
+                opts=child,
+            )
+
+        self.register_outputs(
+            {
+                "namespace": self.namespace_name,
+                "serviceName": self.service_name,
+                "externalAddress": self.external_address,
+                "serviceDns": self.service_dns,
+                "selector": self.selector,
+                "autoscaled": self.autoscaled,
+            }
+        )
+
+    def _deployment_spec(self, args: ArticleAppArgs) -> dict[str, Any]:
+        s = args.settings
+        r = s.resources
+        container: dict[str, Any] = {
+            "name": CONTAINER_NAME,
+            "image": args.image_ref,
+            "image_pull_policy": args.pull_policy,
+            "ports": [{"name": PORT_NAME, "container_port": CONTAINER_PORT, "protocol": "TCP"}],
+            "env": [
+                _field_env("POD_NAME", "metadata.name"),
+                _field_env("POD_NAMESPACE", "metadata.namespace"),
+                _field_env("POD_IP", "status.podIP"),
+                _field_env("NODE_NAME", "spec.nodeName"),
+                {"name": "PORT", "value": str(CONTAINER_PORT)},
+                {"name": "WEB_CONCURRENCY", "value": str(s.workers)},
+                {"name": "DRAIN_SECONDS", "value": str(s.drain_seconds)},
+                {"name": "GRACEFUL_TIMEOUT", "value": str(graceful_timeout_seconds(s))},
+            ],
+            "resources": {
+                "requests": {"cpu": r.cpu_request, "memory": r.memory_request},
+                "limits": {"cpu": r.cpu_limit, "memory": r.memory_limit},
+            },
+            # Startup: up to 60 s to boot before liveness may restart the container.
+            "startup_probe": _http_probe("/healthz", period=2, timeout=2, failures=30),
+            "liveness_probe": _http_probe("/healthz", period=10, timeout=2, failures=3),
+            # /readyz turns false as soon as the app starts draining on SIGTERM.
+            "readiness_probe": _http_probe("/readyz", period=3, timeout=2, failures=2),
+            "security_context": {
+                "run_as_non_root": True,
+                "run_as_user": RUN_AS_ID,
+                "run_as_group": RUN_AS_ID,
+                "allow_privilege_escalation": False,
+                "privileged": False,
+                "read_only_root_filesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+                "seccomp_profile": {"type": "RuntimeDefault"},
+            },
+            "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
+        }
+        if s.drain_seconds > 0:
+            # preStop drain: endpoint removal reaches every kube-proxy/LB a moment after the
+            # pod starts terminating; the app keeps serving meanwhile and gets SIGTERM only
+            # after the sleep. An exec `sleep` (coreutils in the python slim image) rather
+            # than the native `lifecycle.preStop.sleep` action: that one is beta in 1.30 and
+            # absent before 1.29, while exec works on every cluster `up` may target.
+            container["lifecycle"] = {
+                "pre_stop": {"exec": {"command": ["sleep", str(s.drain_seconds)]}}
+            }
+        return {
+            "replicas": s.replicas,
+            "revision_history_limit": 5,
+            "selector": {"match_labels": self.selector_labels},
+            "strategy": {
+                "type": "RollingUpdate",
+                # Never below the serving count during a rollout; one extra pod at a time.
+                "rolling_update": {"max_unavailable": 0, "max_surge": 1},
+            },
+            "template": {
+                "metadata": {"labels": self.pod_labels},
+                "spec": {
+                    "automount_service_account_token": False,
+                    "enable_service_links": False,
+                    "termination_grace_period_seconds": s.termination_grace_seconds,
+                    "security_context": {
+                        "run_as_non_root": True,
+                        "run_as_user": RUN_AS_ID,
+                        "run_as_group": RUN_AS_ID,
+                        "fs_group": RUN_AS_ID,
+                        "seccomp_profile": {"type": "RuntimeDefault"},
+                    },
+                    "topology_spread_constraints": [
+                        {
+                            "max_skew": 1,
+                            "topology_key": "kubernetes.io/hostname",
+                            # Spread when there are nodes to spread over; single-node minikube
+                            # still schedules every replica.
+                            "when_unsatisfiable": "ScheduleAnyway",
+                            "label_selector": {"match_labels": self.selector_labels},
+                            "match_label_keys": ["pod-template-hash"],
+                        }
+                    ],
+                    "containers": [container],
+                    # The app's only writable directory (read-only root filesystem).
+                    "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
+                },
+            },
+        }
+
+    def _network_policies(
+        self,
+        name: str,
+        args: ArticleAppArgs,
+        ns: pulumi.Output[str],
+        object_labels: dict[str, str],
+    ) -> list[k8s.networking.v1.NetworkPolicy]:
+        """Default-deny for the stack's namespace plus the one way in to the app pods.
+
+        The namespace is this component's, so the default-deny lives here too: any pod the
+        stack adds (fortio) gets nothing until its own policy allows it. Ingress to the app:
+        TCP 8080 from this instance's fortio pods (a podSelector, because whether ipBlock
+        matches pod IPs is CNI-specific) and from ingress_cidrs (clients through the
+        LoadBalancer/NodePort arrive SNATed from node IPs, the API server's pod proxy used by
+        the verification and kubelet probes come from node IPs). No egress: the app calls
+        nothing, not even DNS. Enforced by kind's kindnet (v0.24+), Calico, Cilium; minikube's
+        default bridge CNI accepts but ignores them (`minikube start --cni=calico` enforces).
+        """
+        s = args.settings
+        if not s.network_policy:
+            return []
+        child = pulumi.ResourceOptions(parent=self)
+        default_deny = k8s.networking.v1.NetworkPolicy(
+            f"{name}-default-deny",
+            metadata={"name": "default-deny", "namespace": ns, "labels": object_labels},
+            spec={"pod_selector": {}, "policy_types": ["Ingress", "Egress"]},
+            opts=child,
+        )
+        sources: list[dict[str, Any]] = [
+            {
+                "pod_selector": {
+                    "match_labels": labels.selector_labels(labels.LOADGEN_NAME, args.instance)
+                }
+            }
+        ]
+        sources += [{"ip_block": {"cidr": cidr}} for cidr in s.ingress_cidrs]
+        allow_http = k8s.networking.v1.NetworkPolicy(
+            f"{name}-allow-http",
+            metadata={
+                "name": f"{labels.APP_NAME}-ingress",
+                "namespace": ns,
+                "labels": object_labels,
+            },
+            spec={
+                "pod_selector": {"match_labels": self.selector_labels},
+                "policy_types": ["Ingress", "Egress"],
+                "ingress": [
+                    {"from": sources, "ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}
+                ],
+                "egress": [],
+            },
+            opts=child,
+        )
+        return [default_deny, allow_http]
+
+
+def _field_env(name: str, field_path: str) -> dict[str, Any]:
+    return {"name": name, "value_from": {"field_ref": {"field_path": field_path}}}
+
+
+def _http_probe(path: str, *, period: int, timeout: int, failures: int) -> dict[str, Any]:
+    return {
+        "http_get": {"path": path, "port": PORT_NAME},
+        "period_seconds": period,
+        "timeout_seconds": timeout,
+        "failure_threshold": failures,
+    }
