@@ -518,6 +518,13 @@ def _reject_unknown_keys(r: _Reader, present: Iterable[str], project: str) -> No
         raise ConfigError(f"config '{full}' is not a key of this project: {hint}")
 
 
+def present_config_keys() -> list[str]:
+    """The fully-qualified config keys the engine handed the program (to catch misspellings)."""
+    from pulumi.runtime import config as runtime_config  # the SDK keeps no public accessor
+
+    return list(runtime_config.CONFIG.get().keys())
+
+
 def load_settings(
     config: pulumi.Config,
     *,
