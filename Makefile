@@ -36,7 +36,7 @@ test: venv tools lint ## every test: unit, real processes on loopback, render + 
 	$(PY) -m pytest
 
 render: venv ## write the manifests the stack would apply to build/manifests/ (no cluster, no pulumi CLI)
-	$(PY) scripts/render.py --stack $(STACK)
+	$(PY) -m components.render --stack $(STACK)
 
 # scripts/stack.sh checks every prerequisite (pulumi, kubectl, a reachable cluster, Docker when
 # it must build) and says what is missing before it runs pulumi.

@@ -8,7 +8,9 @@ Every resource it registers is recorded with its type, name, inputs and parent.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import runpy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +25,8 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# What the mocks see for a value that is unknown during a preview.
+UNKNOWN = pulumi.runtime.rpc.UNKNOWN
 
 # Fake provider outputs: given a recorded resource, return extra outputs the real provider
 # would have filled in (status fields, generated names, command stdout, …).
@@ -37,6 +41,8 @@ class RecordedResource:
     custom: bool
     parent_urn: str
     urn: str
+    dependencies: tuple[str, ...] = ()  # URNs this registration waited for (depends_on, inputs)
+    provider: str = ""  # provider reference "<urn>::<id>" ("" = the default provider)
 
     @property
     def parent_name(self) -> str:
@@ -54,6 +60,16 @@ class RecordedResource:
 class ProgramRun:
     resources: list[RecordedResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # pulumi.log.error messages
+
+    def named(self, name: str) -> RecordedResource:
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise AssertionError(f"expected one resource named {name}, found {len(found)}")
+        return found[0]
+
+    def children_of(self, parent: RecordedResource) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent_urn == parent.urn]
 
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -65,6 +81,18 @@ class ProgramRun:
         return found[0]
 
 
+class ProgramFailed(Exception):
+    """The program stopped itself (sys.exit) after reporting errors, as on a config mistake.
+
+    str() is the reported error lines: what `pulumi up` would show, without a traceback.
+    """
+
+    def __init__(self, code: int, errors: list[str]) -> None:
+        super().__init__("\n".join(errors) or f"the program exited with code {code}")
+        self.code = code
+        self.errors = errors
+
+
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
     """MockMonitor that also remembers each registration's parent URN."""
 
@@ -72,9 +100,11 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self._recorder = mocks
 
-    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request):  # the gRPC method's name
         self._recorder.pending_parent = request.parent
         self._recorder.pending_urn = self.make_urn(request.parent, request.type, request.name)
+        self._recorder.pending_dependencies = tuple(request.dependencies)
+        self._recorder.pending_provider = request.provider
         return super().RegisterResource(request)
 
 
@@ -84,6 +114,8 @@ class _RecordingMocks(pulumi.runtime.Mocks):
         self.recorded: list[RecordedResource] = []
         self.pending_parent = ""
         self.pending_urn = ""
+        self.pending_dependencies: tuple[str, ...] = ()
+        self.pending_provider = ""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         rec = RecordedResource(
@@ -93,6 +125,8 @@ class _RecordingMocks(pulumi.runtime.Mocks):
             custom=bool(args.custom),
             parent_urn=self.pending_parent,
             urn=self.pending_urn,
+            dependencies=self.pending_dependencies,
+            provider=self.pending_provider,
         )
         self.recorded.append(rec)
         outputs = dict(args.inputs)
@@ -102,6 +136,45 @@ class _RecordingMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
         return {}, None
+
+
+class _ErrorCollector(logging.Handler):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(level=logging.ERROR)
+        self.errors = errors
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.errors.append(record.getMessage())
+
+
+def fake_suffix(urn: str) -> str:
+    """Stands in for pulumi-kubernetes' random auto-name suffix: 8 characters, deterministic."""
+    return hashlib.sha256(urn.encode()).hexdigest()[:8]
+
+
+def realistic_outputs(rec: RecordedResource, *, preview: bool) -> dict[str, Any]:
+    """What the real providers add to a resource's inputs, as far as the program reads it.
+
+    Kubernetes objects without metadata.name get `<name>-<suffix>` (auto-naming), docker
+    images report a digest, and commands print nothing during a preview (their stdout is
+    unknown there) — leaving stdout out makes the SDK treat it as unknown, as the engine does.
+    """
+    if rec.type.startswith("kubernetes:") and rec.custom and "metadata" in rec.inputs:
+        metadata = dict(rec.inputs.get("metadata") or {})
+        metadata.setdefault("name", f"{rec.name}-{fake_suffix(rec.urn)}")
+        return {"metadata": metadata}
+    if rec.type == "docker:index/image:Image":
+        digest = hashlib.sha256(rec.urn.encode()).hexdigest()
+        return {"repoDigest": f"{rec.inputs.get('imageName', '').split(':')[0]}@sha256:{digest}"}
+    return {}
+
+
+async def _resolve(value: Any) -> Any:
+    """One stack output's value; UNKNOWN when it is unknown (during a preview)."""
+    output = pulumi.Output.from_input(value)
+    if not await output.is_known():
+        return UNKNOWN
+    return await output.future()
 
 
 def project_name(project_dir: Path = PROJECT_DIR) -> str:
@@ -152,10 +225,20 @@ def run_program(
 ) -> ProgramRun:
     """Evaluate the program under mocks with `config` (fully-qualified keys) and record it.
 
-    Exceptions raised by the program (e.g. a ConfigError) propagate unchanged.
+    A program that reports an error and exits (a config mistake) raises ProgramFailed with
+    the reported lines; other exceptions raised by the program propagate unchanged.
     """
     program = program or project_dir / "__main__.py"
+    if fake_outputs is None:
+
+        def fake_outputs(rec: RecordedResource) -> Mapping[str, Any]:
+            return realistic_outputs(rec, preview=preview)
+
     mocks = _RecordingMocks(fake_outputs)
+    errors: list[str] = []
+    logger = logging.getLogger(f"selfheal-lb.offline.{id(mocks)}")
+    logger.propagate = False
+    logger.addHandler(_ErrorCollector(errors))
     pulumi.runtime.set_all_config(_as_config_strings(config), secret_keys=[])
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
@@ -165,16 +248,21 @@ def run_program(
         project=project_name(project_dir),
         stack=stack,
         preview=preview,
+        logger=logger,
         monitor=_RecordingMonitor(mocks),
     )
     root = pulumi_settings.get_root_resource()
-    run = ProgramRun(resources=mocks.recorded)
+    run = ProgramRun(resources=mocks.recorded, errors=errors)
 
     def body() -> None:
         runpy.run_path(str(program), run_name="__main__")
-        exported = getattr(root, "outputs", {})
-        resolved = pulumi.Output.from_input(exported).future()
-        run.outputs = _sync_await(resolved) or {}
+        exported = getattr(root, "outputs", {}) or {}
+        run.outputs = {key: _sync_await(_resolve(value)) for key, value in exported.items()}
 
-    _sync_await(run_pulumi_func(body))
+    try:
+        _sync_await(run_pulumi_func(body))
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+        if code != 0:
+            raise ProgramFailed(code, errors) from None
     return run

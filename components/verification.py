@@ -1,0 +1,206 @@
+"""LoadVerification: the post-deploy check that the load was spread across the app's pods.
+
+Two pulumi-command `local.Command`s run `python -m loadgen` (the code in loadgen/):
+
+1. `snapshot` reads every app pod's request counters before the load. The fortio Job is made
+   to depend on it, so the baseline is taken before the first request.
+2. `verify` runs once the Job has completed (pulumi-kubernetes awaits a Job's Complete
+   condition), reads the counters again plus fortio's JSON from the Job's pods, and prints
+   the report as JSON: it becomes the stack outputs `loadDistribution` and `loadTest`.
+
+A Command runs on create and on update only, never during `pulumi preview` (its stdout is
+unknown there, so the outputs are too), and it appears in the preview as a resource. Why not a
+Python dynamic provider: the engine pickles a dynamic provider and unpickles it in a separate
+provider process, where the project's modules must be importable (pulumi/pulumi#7453, #7795);
+a Command is plain process execution with no such coupling.
+
+The command strings hold no absolute path and nothing machine-specific, so previews made on
+different machines (e.g. for a pull request) show no spurious diff. Commands run in the project
+directory (the engine starts providers there); the project's venv python is used when present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_command import local
+
+from components.settings import LoadSettings, VerifySettings
+
+TYPE = "selfheal-lb:verification:LoadVerification"
+# The venv python when the checkout has one (Pulumi.yaml: virtualenv venv), else PATH's.
+PYTHON = 'PY=python3; if [ -x venv/bin/python ]; then PY=venv/bin/python; fi; exec "$PY"'
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+JOB_TYPE = "kubernetes:batch/v1:Job"
+# On the fortio Job's pod template: a Job's template is immutable, so a new value replaces the
+# Job, i.e. the load runs again whenever the check must (see job_rerun_stamp).
+RUN_ANNOTATION = "selfheal-lb/verification-run"
+
+
+@dataclass(frozen=True)
+class LoadVerificationArgs:
+    verify: VerifySettings
+    load: LoadSettings
+    namespace: str  # known at config time (the app's namespace name), keeps the command plain
+    selector: str  # label selector of the app pods
+    expected_pods: int
+    kube_context: str = ""
+    # Values whose change must re-run the check (image ref, replicas, load settings, …).
+    triggers: Sequence[pulumi.Input[Any]] = ()
+
+
+def _cmd(*words: str) -> str:
+    return f"{PYTHON} -m loadgen " + " ".join(shlex.quote(w) for w in words)
+
+
+def snapshot_command(args: LoadVerificationArgs) -> str:
+    words = ["snapshot", "--namespace", args.namespace, "--selector", args.selector]
+    if args.kube_context:
+        words += ["--context", args.kube_context]
+    words += ["--timeout", str(args.verify.timeout_seconds)]
+    return _cmd(*words)
+
+
+def verify_command(args: LoadVerificationArgs, job_name: str) -> str:
+    load = args.load
+    words = [
+        "verify",
+        "--in-cluster",
+        "--namespace",
+        args.namespace,
+        "--selector",
+        args.selector,
+        "--loadgen-selector",
+        f"{JOB_NAME_LABEL}={job_name}",
+        "--baseline",
+        "-",
+        "--connections",
+        str(load.pods * load.connections),
+        "--keepalive" if load.keepalive else "--no-keepalive",
+        "--expect-pods",
+        str(args.expected_pods),
+        "--alpha",
+        format(args.verify.significance, "g"),
+        "--timeout",
+        str(args.verify.timeout_seconds),
+    ]
+    if args.kube_context:
+        words += ["--context", args.kube_context]
+    words.append("--json")
+    if not args.verify.fail_on_imbalance:
+        words.append("--report-only")
+    return _cmd(*words)
+
+
+def parse_report(stdout: str | None) -> dict[str, Any]:
+    """The verify report; a stdout that is not a JSON object is reported, not raised."""
+    stdout = stdout or ""
+    try:
+        report = json.loads(stdout)
+    except ValueError:
+        report = None
+    if not isinstance(report, dict):
+        return {
+            "verdict": "unparsed",
+            "reason": "verify printed no JSON report",
+            "raw": stdout[:500],
+        }
+    return report
+
+
+def load_test_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """fortio's figures from the report: qps, p50/p90/p99 in ms, errors (and total)."""
+    fortio = report.get("fortio") or report.get("load") or {}
+    latency = fortio.get("latency_ms") or report.get("latency_ms") or {}
+    return {
+        "qps": fortio.get("qps"),
+        "p50_ms": latency.get("p50"),
+        "p90_ms": latency.get("p90"),
+        "p99_ms": latency.get("p99"),
+        "errors": fortio.get("errors", report.get("errors")),
+        "total": fortio.get("total", report.get("total")),
+    }
+
+
+def run_stamp(values: Sequence[Any]) -> str:
+    return hashlib.sha256(json.dumps(list(values), default=str).encode()).hexdigest()[:16]
+
+
+def job_rerun_stamp(triggers: Sequence[pulumi.Input[Any]]) -> pulumi.ResourceTransformation:
+    """A transformation for the load generator: stamps its Job's pod template with the triggers.
+
+    The verification re-runs when its triggers change (say, a new image); the fortio Job must
+    then run again too, or the check would read the old run's results. Changing the stamp
+    changes the Job's immutable template, so pulumi-kubernetes replaces the Job. Applied through
+    the component's options, it reaches the Job without the load generator knowing about it.
+    """
+    stamp = pulumi.Output.all(*triggers).apply(run_stamp)
+
+    def transform(args: pulumi.ResourceTransformationArgs):
+        if args.type_ != JOB_TYPE:
+            return None
+        props = dict(args.props)
+        spec = props.get("spec")
+        if not isinstance(spec, dict):
+            # Typed args instead of dicts: fall back to the engine's replacement trigger.
+            return pulumi.ResourceTransformationResult(
+                props,
+                pulumi.ResourceOptions.merge(
+                    args.opts, pulumi.ResourceOptions(replacement_trigger=stamp)
+                ),
+            )
+        template = dict(spec.get("template") or {})
+        metadata = dict(template.get("metadata") or {})
+        annotations = dict(metadata.get("annotations") or {})
+        annotations[RUN_ANNOTATION] = stamp
+        metadata["annotations"] = annotations
+        template["metadata"] = metadata
+        props["spec"] = {**spec, "template": template}
+        return pulumi.ResourceTransformationResult(props, args.opts)
+
+    return transform
+
+
+class LoadVerification(pulumi.ComponentResource):
+    """Create it before the load generator (it takes the baseline), then call `after_load`."""
+
+    snapshot: local.Command
+    verify: local.Command | None
+    report: pulumi.Output[dict[str, Any]]
+    load_test: pulumi.Output[dict[str, Any]]
+
+    def __init__(
+        self, name: str, args: LoadVerificationArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        self._name = name
+        self._args = args
+        self.verify = None
+        self.snapshot = local.Command(
+            f"{name}-snapshot",
+            create=snapshot_command(args),
+            triggers=list(args.triggers),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def after_load(self, job: pulumi.Resource, job_name: pulumi.Input[str]) -> LoadVerification:
+        """Register the check that runs once `job` (the fortio Job) has completed."""
+        self.verify = local.Command(
+            f"{self._name}-verify",
+            create=pulumi.Output.from_input(job_name).apply(
+                lambda n: verify_command(self._args, n)
+            ),
+            stdin=self.snapshot.stdout,
+            triggers=list(self._args.triggers),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[job]),
+        )
+        self.report = self.verify.stdout.apply(parse_report)
+        self.load_test = self.report.apply(load_test_summary)
+        self.register_outputs({"report": self.report, "load_test": self.load_test})
+        return self
