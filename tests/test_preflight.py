@@ -1,0 +1,147 @@
+"""`make up|preview|destroy` preflight (scripts/stack.sh): every missing prerequisite is one
+clear line and a non-zero exit, before pulumi runs. Runs the real script with a PATH that
+holds only the tools each case should see (stand-in pulumi/kubectl/docker record their calls).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "stack.sh"
+BASE_TOOLS = ("bash", "dirname", "ls", "sed", "tr", "mkdir", "cat")
+
+
+def _tool(bin_dir: Path, name: str, body: str) -> None:
+    path = bin_dir / name
+    path.write_text(f"#!/bin/bash\necho \"{name} $*\" >> \"$CALLS\"\n{body}\n")
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in BASE_TOOLS:
+        found = shutil.which(name)
+        assert found, name
+        (bin_dir / name).symlink_to(found)
+    return bin_dir
+
+
+def run(bin_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": str(bin_dir),
+        "HOME": str(bin_dir.parent),
+        "CALLS": str(bin_dir.parent / "calls.log"),
+        "PYTHON": sys.executable,
+        "PULUMI_BACKEND_URL": f"file://{bin_dir.parent / 'state'}",
+    }
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+def calls(bin_dir: Path) -> str:
+    log = bin_dir.parent / "calls.log"
+    return log.read_text() if log.exists() else ""
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert proc.returncode == 1, proc
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("selfheal-lb: ")
+    assert needle in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_without_pulumi_says_how_to_install_it(bin_dir: Path) -> None:
+    proc = run(bin_dir, "up", "dev")
+    one_line_error(proc, "the pulumi CLI is not installed")
+    assert "get.pulumi.com" in proc.stderr
+
+
+def test_unknown_stack_names_the_missing_file(bin_dir: Path) -> None:
+    proc = run(bin_dir, "up", "nosuchstack")
+    one_line_error(proc, "no stack config Pulumi.nosuchstack.yaml")
+
+
+def test_bad_action_prints_usage(bin_dir: Path) -> None:
+    one_line_error(run(bin_dir, "apply", "dev"), "usage:")
+
+
+def test_without_kubectl(bin_dir: Path) -> None:
+    _tool(bin_dir, "pulumi", "exit 0")
+    one_line_error(run(bin_dir, "up", "dev"), "kubectl is not installed")
+    assert "pulumi up" not in calls(bin_dir)
+
+
+def test_unreachable_cluster(bin_dir: Path) -> None:
+    _tool(bin_dir, "pulumi", "exit 0")
+    only_context = '[ "$1 $2" = "config current-context" ] && echo minikube && exit 0\nexit 1'
+    _tool(bin_dir, "kubectl", only_context)
+    proc = run(bin_dir, "up", "dev")
+    one_line_error(proc, "cluster of context 'minikube' is unreachable")
+    assert "pulumi up" not in calls(bin_dir)
+
+
+def test_no_context_at_all(bin_dir: Path) -> None:
+    _tool(bin_dir, "pulumi", "exit 0")
+    _tool(bin_dir, "kubectl", "exit 1")
+    one_line_error(run(bin_dir, "up", "dev"), "no kubeconfig context")
+
+
+def _reachable_cluster(bin_dir: Path, context: str = "kind-e2e") -> None:
+    _tool(bin_dir, "pulumi", "exit 0")
+    _tool(bin_dir, "kubectl", f'[ "$1 $2" = "config current-context" ] && echo {context}\nexit 0')
+
+
+def test_building_needs_docker(bin_dir: Path) -> None:
+    _reachable_cluster(bin_dir)
+    one_line_error(run(bin_dir, "up", "dev"), "Docker is needed to build the app image")
+
+
+def test_docker_daemon_down(bin_dir: Path) -> None:
+    _reachable_cluster(bin_dir)
+    _tool(bin_dir, "docker", "exit 1")
+    one_line_error(run(bin_dir, "up", "dev"), "Docker daemon is not reachable")
+
+
+def test_destroy_needs_no_docker_and_runs_pulumi_destroy(bin_dir: Path) -> None:
+    _reachable_cluster(bin_dir)
+    proc = run(bin_dir, "destroy", "dev")
+    assert proc.returncode == 0, proc.stderr
+    log = calls(bin_dir)
+    assert "pulumi stack select --create dev" in log
+    assert "pulumi destroy --stack dev --yes" in log
+
+
+def test_all_present_runs_pulumi_up(bin_dir: Path) -> None:
+    _reachable_cluster(bin_dir)
+    _tool(bin_dir, "docker", "exit 0")
+    proc = run(bin_dir, "up", "dev")
+    assert proc.returncode == 0, proc.stderr
+    assert "pulumi up --stack dev --yes" in calls(bin_dir)
+    assert (bin_dir.parent / "state").is_dir(), "the local file backend directory is created"
+
+
+def test_minikube_builds_into_minikubes_docker(bin_dir: Path) -> None:
+    _reachable_cluster(bin_dir, context="minikube")
+    _tool(bin_dir, "minikube", "echo 'export DOCKER_HOST=\"tcp://192.0.2.1:2376\"'")
+    _tool(bin_dir, "docker", '[ "$DOCKER_HOST" = "tcp://192.0.2.1:2376" ]')
+    proc = run(bin_dir, "up", "dev")
+    assert proc.returncode == 0, proc.stderr
+    assert "minikube -p minikube docker-env --shell bash" in calls(bin_dir)
+    assert "building into minikube's Docker daemon" in proc.stdout
+
