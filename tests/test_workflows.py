@@ -1,0 +1,239 @@
+"""The GitHub Actions workflows: valid against the workflow JSON schema (checked offline with
+check-jsonschema's vendored copy), every action pinned to a commit, and the behaviour the
+README promises (PR preview with comment, skip notice without secrets, the kind e2e run)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+PREVIEW = WORKFLOWS / "preview.yml"
+E2E = WORKFLOWS / "e2e.yml"
+PINNED_USES = re.compile(
+    r"^\s*(?:-\s+)?uses:\s+(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})\s+#\s+v\d+\.\d+\.\d+\s*$"
+)
+
+# check-jsonschema run with every socket refused: the vendored schema must be all it needs.
+OFFLINE_CHECK = textwrap.dedent(
+    """
+    import runpy, socket, sys
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access attempted during an offline schema check")
+
+    socket.socket.connect = refuse
+    socket.getaddrinfo = refuse
+    sys.argv = ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", *sys.argv[1:]]
+    runpy.run_module("check_jsonschema", run_name="__main__")
+    """
+)
+
+
+def load(path: Path) -> dict[str, Any]:
+    # PyYAML (YAML 1.1) reads the key `on` as True; map it back.
+    doc = yaml.safe_load(path.read_text())
+    if True in doc:
+        doc["on"] = doc.pop(True)
+    return doc
+
+
+def steps(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    (job,) = doc["jobs"].values()
+    return job["steps"]
+
+
+def step(doc: dict[str, Any], uses_prefix: str = "", name_part: str = "") -> dict[str, Any]:
+    found = [
+        s
+        for s in steps(doc)
+        if (uses_prefix and s.get("uses", "").startswith(uses_prefix))
+        or (name_part and name_part in s.get("name", ""))
+    ]
+    assert len(found) == 1, (uses_prefix, name_part, found)
+    return found[0]
+
+
+def schema_check(*files: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", OFFLINE_CHECK, *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_both_workflows_validate_against_the_vendored_workflow_schema_offline():
+    result = schema_check(PREVIEW, E2E)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok -- validation done" in result.stdout
+
+
+def test_the_offline_schema_check_rejects_an_invalid_workflow(tmp_path):
+    broken = tmp_path / "broken.yml"
+    # A job without runs-on, and a step with an unknown key.
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    steps:\n      - run: make test\n        shel: bash\n"
+    )
+    result = schema_check(broken)
+    assert result.returncode == 1
+    assert "runs-on" in result.stdout
+
+
+@pytest.mark.parametrize("path", [PREVIEW, E2E], ids=lambda p: p.name)
+def test_every_action_is_pinned_to_a_commit_sha_with_its_version(path):
+    lines = [line for line in path.read_text().splitlines() if re.match(r"^\s*(-\s+)?uses:", line)]
+    used = [s["uses"] for s in steps(load(path)) if "uses" in s]
+    assert len(lines) == len(used) > 0
+    unpinned = [line.strip() for line in lines if not PINNED_USES.match(line)]
+    assert unpinned == [], "pin to a 40-hex commit SHA followed by '# vX.Y.Z'"
+
+
+def test_one_action_has_one_pin_across_both_workflows():
+    pins: dict[str, set[str]] = {}
+    for path in (PREVIEW, E2E):
+        for s in steps(load(path)):
+            if "uses" in s:
+                action, sha = s["uses"].split("@")
+                pins.setdefault(action, set()).add(sha)
+    assert {a: len(s) for a, s in pins.items() if len(s) > 1} == {}
+
+
+@pytest.mark.parametrize("path", [PREVIEW, E2E], ids=lambda p: p.name)
+def test_every_run_script_is_valid_bash_with_pipefail(path):
+    doc = load(path)
+    assert doc["defaults"]["run"]["shell"] == "bash"  # bash -eo pipefail on GitHub runners
+    for s in steps(doc):
+        if "run" in s:
+            result = subprocess.run(["bash", "-n"], input=s["run"], capture_output=True, text=True)
+            assert result.returncode == 0, (s.get("name"), result.stderr)
+
+
+# --- preview.yml -------------------------------------------------------------------------
+
+
+def test_preview_runs_on_pull_requests_with_minimal_permissions():
+    doc = load(PREVIEW)
+    assert set(doc["on"]) == {"pull_request"}
+    assert doc["permissions"] == {"contents": "read", "pull-requests": "write"}
+
+
+def test_preview_runs_the_tests_then_a_commented_diff_of_dev_with_the_policy_pack():
+    doc = load(PREVIEW)
+    names = [s.get("run", s.get("uses", "")) for s in steps(doc)]
+    pulumi = step(doc, uses_prefix="pulumi/actions@")
+    assert names.index("make test") < names.index(pulumi["uses"])
+    w = pulumi["with"]
+    assert (w["command"], w["stack-name"], w["policyPacks"]) == ("preview", "dev", "policy")
+    assert w["comment-on-pr"] is True and w["diff"] is True
+
+
+def test_every_step_after_the_backend_gate_is_skipped_without_a_backend():
+    doc = load(PREVIEW)
+    all_steps = steps(doc)
+    gate_at = next(i for i, s in enumerate(all_steps) if s.get("id") == "backend")
+    after = all_steps[gate_at + 1 :]
+    assert after and all(s.get("if") == "steps.backend.outputs.configured == 'true'" for s in after)
+
+
+def run_gate(tmp_path: Path, **secrets: str) -> tuple[str, dict[str, str], str]:
+    gate = step(load(PREVIEW), name_part="backend configured")
+    out, env_file = tmp_path / "output", tmp_path / "env"
+    env = {
+        "PATH": os.environ["PATH"],
+        "GITHUB_OUTPUT": str(out),
+        "GITHUB_ENV": str(env_file),
+        "BACKEND_URL": secrets.get("url", ""),
+        "ACCESS_TOKEN": secrets.get("token", ""),
+        "PASSPHRASE": secrets.get("passphrase", ""),
+    }
+    result = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", gate["run"]], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    exported = dict(
+        line.split("=", 1) for line in (env_file.read_text() if env_file.exists() else "").split()
+    )
+    return out.read_text(), exported, result.stdout
+
+
+def test_without_backend_secrets_the_preview_is_skipped_with_a_notice(tmp_path):
+    output, exported, stdout = run_gate(tmp_path)
+    assert output.strip() == "configured=false"
+    assert exported == {}
+    assert stdout.startswith("::notice title=pulumi preview skipped::")
+
+
+def test_a_pulumi_cloud_token_alone_enables_the_preview_without_an_empty_backend_url(tmp_path):
+    output, exported, _ = run_gate(tmp_path, token="pul-123")
+    assert output.strip() == "configured=true"
+    assert exported == {"PULUMI_ACCESS_TOKEN": "pul-123"}
+
+
+def test_a_self_managed_backend_gets_its_url_and_passphrase(tmp_path):
+    _, exported, _ = run_gate(tmp_path, url="s3://state-bucket", passphrase="pw")
+    assert exported == {"PULUMI_BACKEND_URL": "s3://state-bucket", "PULUMI_CONFIG_PASSPHRASE": "pw"}
+
+
+# --- e2e.yml -----------------------------------------------------------------------------
+
+
+def kind_stack() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "Pulumi.kind.yaml").read_text())["config"]
+
+
+def test_e2e_runs_on_pushes_to_main_and_on_demand():
+    doc = load(E2E)
+    assert doc["on"]["push"] == {"branches": ["main"]}
+    assert "workflow_dispatch" in doc["on"]
+    assert doc["permissions"] == {"contents": "read"}
+
+
+def test_e2e_deploys_the_image_and_context_the_kind_stack_names():
+    doc, config = load(E2E), kind_stack()
+    assert config["selfheal-lb:imageRef"] == doc["env"]["IMAGE"]
+    assert config["selfheal-lb:kubeContext"] == f"kind-{doc['env']['KIND_CLUSTER']}"
+    assert config["selfheal-lb:imagePullPolicy"] == "Never"
+    assert config["selfheal-lb:serviceType"] == "LoadBalancer"
+    assert config["selfheal-lb:serviceAwaitLoadBalancer"] is True
+    build = step(doc, name_part="Build the app image")["run"]
+    assert 'docker build -t "$IMAGE" app/' in build and "kind load docker-image" in build
+
+
+def test_e2e_order_up_verify_drill_destroy_check_with_logs_on_failure():
+    doc = load(E2E)
+    scripts = [s.get("run", "") + s.get("uses", "") for s in steps(doc)]
+
+    def at(fragment: str) -> int:
+        (i,) = [n for n, text in enumerate(scripts) if fragment in text]
+        return i
+
+    assert (
+        at("stack.sh up")
+        < at(".verdict == \"balanced\"")
+        < at("loadgen drill")
+        < at("pulumi destroy")
+        < at("api-resources")
+    )
+    assert "--kill 1 --timeout 120" in scripts[at("loadgen drill")]
+    assert "--policy-pack policy" in scripts[at("stack.sh up")]
+    upload = step(doc, uses_prefix="actions/upload-artifact@")
+    assert upload["if"] == "failure()"
+    assert step(doc, name_part="pulumi destroy")["if"].startswith("always()")
+
+
+def test_the_leftover_check_is_a_bounded_loop_on_the_part_of_label_and_namespace():
+    doc = load(E2E)
+    check = step(doc, name_part="nothing of the stack is left")["run"]
+    assert doc["env"]["PART_OF"] == "app.kubernetes.io/part-of=selfheal-lb"
+    assert re.search(r"for attempt in \$\(seq 1 \d+\)", check)
+    assert '-l "$PART_OF"' in check and 'get namespace "$ns"' in check
