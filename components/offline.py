@@ -27,6 +27,16 @@ from pulumi.runtime.sync_await import _sync_await
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # What the mocks see for a value that is unknown during a preview.
 UNKNOWN = pulumi.runtime.rpc.UNKNOWN
+_SIG_KEY = "4dabf18193072939515e22adb298388d"  # pulumi.runtime.rpc._special_sig_key
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pulumi.runtime.rpc._special_secret_sig
+
+
+def secret_value(value: Any) -> tuple[bool, Any]:
+    """(True, plaintext) for an input the program marked secret, else (False, value)."""
+    if isinstance(value, dict) and value.get(_SIG_KEY) == _SECRET_SIG:
+        return True, value.get("value")
+    return False, value
+
 
 # Fake provider outputs: given a recorded resource, return extra outputs the real provider
 # would have filled in (status fields, generated names, command stdout, …).

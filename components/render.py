@@ -54,7 +54,9 @@ def dump(doc: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """Mock inputs as plain YAML data; values unknown during a preview become '<computed>'."""
+    """Mock inputs as plain YAML data: secrets redacted, values unknown in a preview marked."""
+    if offline.secret_value(value)[0]:
+        return REDACTED
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
