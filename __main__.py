@@ -72,6 +72,7 @@ app = ArticleApp(
 )
 
 verification = None
+baseline: list[pulumi.Resource] = []
 load_opts = k8s_opts
 if s.verify.enabled:
     # Re-run the check, and with it the load, when the app or the load changes.
@@ -90,12 +91,9 @@ if s.verify.enabled:
         # The baseline is read once the app's pods are ready (and metrics-server serves).
         pulumi.ResourceOptions(depends_on=[app] + ([metrics] if metrics else [])),
     )
+    baseline = [verification.snapshot]
     load_opts = pulumi.ResourceOptions.merge(
-        k8s_opts,
-        pulumi.ResourceOptions(
-            depends_on=[verification.snapshot],
-            transformations=[job_rerun_stamp(triggers)],
-        ),
+        k8s_opts, pulumi.ResourceOptions(transformations=[job_rerun_stamp(triggers)])
     )
 
 load = None
@@ -110,6 +108,8 @@ if s.load.mode != "off":
             ),
             instance=s.stack,
             app_pod_labels=app.pod_labels,
+            depends_on=baseline,  # the load starts after the verification's baseline
+            network_policy=s.app.network_policy,
         ),
         load_opts,
     )

@@ -63,6 +63,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if value == offline.UNKNOWN:
         return "<computed>"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the mocks see every number as a double; Kubernetes wants integers
     return value
 
 
