@@ -115,6 +115,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="in-cluster without --baseline: snapshot, watch the running load for "
         "this many seconds, and count the difference",
     )
+
+    s = sub.add_parser("snapshot", help="print every app pod's served-request counter (JSON)")
+    _kube_args(s)
+    s.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT)
+
+    t = sub.add_parser("top", help="per-pod CPU and memory from the metrics API")
+    _kube_args(t)
+    t.add_argument("--samples", type=_positive_int, default=1)
+    t.add_argument("--interval", type=_positive_float, default=5.0)
+    t.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT)
+    t.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("drill", help="delete pods under traffic and time the recovery")
+    _kube_args(d)
+    d.add_argument("--kill", type=_positive_int, default=1, help="pods to delete (default 1)")
+    d.add_argument("--url", default=None, help="send traffic here during the drill")
+    d.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=120.0,
+        help="seconds the Deployment gets to be fully ready again (default 120)",
+    )
+    d.add_argument(
+        "--grace-period",
+        type=int,
+        default=None,
+        help="deletion grace period, seconds (default: the pod's own)",
+    )
+    d.add_argument("--api-timeout", type=_positive_float, default=DEFAULT_TIMEOUT)
+    d.add_argument("--json", action="store_true")
     return parser
 
 
@@ -133,7 +163,82 @@ def _run_verify(args: argparse.Namespace) -> dict:
             request_timeout=min(args.request_timeout, args.timeout),
             max_error_rate=args.max_error_rate,
         )
-    raise SystemExit("not yet")
+    if not args.namespace or not args.selector:
+        raise ValueError("--in-cluster needs --namespace and --selector")
+    from loadgen import incluster, kube
+
+    baseline = incluster.load_baseline(args.baseline) if args.baseline else None
+    with kube.client(args.kubeconfig, args.context, args.timeout) as client:
+        try:
+            return incluster.verify_in_cluster(
+                client,
+                namespace=args.namespace,
+                selector=args.selector,
+                loadgen_selector=args.loadgen_selector,
+                baseline=baseline,
+                window=args.window,
+                keepalive=args.keepalive,
+                connections=args.connections,
+                expected_pods=args.expect_pods,
+                alpha=args.alpha,
+                max_error_rate=args.max_error_rate,
+            )
+        except kube.KubeError as exc:
+            return report.unverifiable("in-cluster", str(exc))
+
+
+def _run_snapshot(args: argparse.Namespace) -> int:
+    from loadgen import incluster, kube
+
+    with kube.client(args.kubeconfig, args.context, args.timeout) as client:
+        doc = incluster.snapshot(client, args.namespace, args.selector)
+    print(report.dumps(doc))
+    pods = doc["pods"]
+    print(
+        f"loadgen snapshot: {len(pods)} pods, {sum(p['served'] for p in pods.values()):.0f} "
+        "requests served so far",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _run_top(args: argparse.Namespace) -> int:
+    from loadgen import kube, top
+
+    with kube.client(args.kubeconfig, args.context, args.timeout) as client:
+        rep = top.top(client, args.namespace, args.selector, args.samples, args.interval)
+    print(report.dumps(rep) if args.json else top.render(rep))
+    if not rep["available"]:
+        print(f"loadgen top: {rep['note']}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run_drill(args: argparse.Namespace) -> int:
+    from loadgen import drill, kube
+
+    with kube.client(args.kubeconfig, args.context, args.api_timeout) as client:
+        rep = drill.drill(
+            client,
+            namespace=args.namespace,
+            selector=args.selector,
+            kill=args.kill,
+            url=args.url,
+            timeout=args.timeout,
+            grace_seconds=args.grace_period,
+        )
+    if args.json:
+        print(report.dumps(rep))
+    else:
+        for item in rep["timeline"]:
+            print(f"{item['t']:>7.2f}s  {item['event']}")
+        if rep["traffic"]:
+            tr = rep["traffic"]
+            print(f"traffic: {tr['total']} requests, {tr['failed']} failed, per pod {tr['pods']}")
+        for note in rep["notes"]:
+            print(f"note: {note}")
+    print(f"loadgen drill: {rep['verdict']}: {rep['reason']}", file=sys.stderr)
+    return int(rep["exit_code"])
 
 
 def _finish_verify(args: argparse.Namespace, rep: dict) -> int:
@@ -155,6 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "verify":
             return _finish_verify(args, _run_verify(args))
+        if args.command == "snapshot":
+            return _run_snapshot(args)
+        if args.command == "top":
+            return _run_top(args)
+        if args.command == "drill":
+            return _run_drill(args)
         parser.error(f"unknown command {args.command}")
     except KeyboardInterrupt:
         print(f"loadgen {args.command}: interrupted", file=sys.stderr)
