@@ -46,7 +46,7 @@ class Settings:
             host=env.get("HOST", "").strip() or "0.0.0.0",
             port=_int(env, "PORT", 8080, 1, 65535),
             workers=_int(env, "WEB_CONCURRENCY", 2, 1, 64),
-            threads=_int(env, "THREADS", 8, 1, 256),
+            threads=_int(env, "THREADS", 2, 1, 64),
             drain_seconds=drain,
             graceful_timeout=graceful,
         )

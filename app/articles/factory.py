@@ -9,6 +9,7 @@ from flask import Flask, request
 
 from .config import Settings
 from .content import load_articles
+from .fastpath import FastPages, cached_pages
 from .lifecycle import DRAIN
 from .observability import ROUTE_KEY, Metrics, ObservabilityMiddleware
 from .pages import PageCache
@@ -38,10 +39,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             request.environ[ROUTE_KEY] = rule.rule
 
     # Pages only depend on the article and the pod, so each process renders them once.
-    app.extensions["articles.pages"] = PageCache.build(app)
+    pages = PageCache.build(app)
+    app.extensions["articles.pages"] = pages
     metrics = Metrics(settings.pod_name)
     app.extensions["articles.metrics"] = metrics
     app.wsgi_app = ObservabilityMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, metrics, settings.pod_name
+        FastPages(app.wsgi_app, cached_pages(app, pages)), metrics, settings.pod_name
     )
     return app

@@ -9,6 +9,8 @@ from flask import Flask, render_template
 from .config import Settings
 from .content import Article
 
+HTML = "text/html; charset=utf-8"
+
 
 @dataclass(frozen=True)
 class PageCache:

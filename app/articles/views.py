@@ -5,11 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, current_app, render_template
 from werkzeug.exceptions import HTTPException, NotFound
 
-from .pages import PageCache
+from .pages import HTML, PageCache
 
 bp = Blueprint("views", __name__)
-
-HTML = "text/html; charset=utf-8"
 
 
 def _pages() -> PageCache:
