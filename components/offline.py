@@ -31,6 +31,11 @@ _SIG_KEY = "4dabf18193072939515e22adb298388d"  # pulumi.runtime.rpc._special_sig
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pulumi.runtime.rpc._special_secret_sig
 
 
+def is_unknown(value: Any) -> bool:
+    """A value not known during a preview (as the mocks receive it, or as resolved here)."""
+    return isinstance(value, pulumi.output.Unknown) or (isinstance(value, str) and value == UNKNOWN)
+
+
 def secret_value(value: Any) -> tuple[bool, Any]:
     """(True, plaintext) for an input the program marked secret, else (False, value)."""
     if isinstance(value, dict) and value.get(_SIG_KEY) == _SECRET_SIG:

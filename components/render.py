@@ -61,7 +61,7 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    if value == offline.UNKNOWN:
+    if offline.is_unknown(value):
         return "<computed>"
     if isinstance(value, float) and value.is_integer():
         return int(value)  # the mocks see every number as a double; Kubernetes wants integers

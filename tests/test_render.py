@@ -1,0 +1,144 @@
+"""`make render`: every Kubernetes object as YAML, valid against the OpenAPI schemas in strict
+mode, a summary of the rest, and the same one-line error as `pulumi up` for a config mistake."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from conftest import ROOT
+from kubernetes_validate.utils import latest_version
+
+from components import render
+
+OLDEST_SUPPORTED = "1.30.0"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("build")
+    render.render("dev", out)
+    return out
+
+
+def _objects(rendered: Path) -> list[dict]:
+    return [
+        yaml.safe_load(p.read_text())
+        for p in sorted((rendered / "manifests").glob("*.yaml"))
+        if p.name != "all.yaml"
+    ]
+
+
+def test_one_file_per_object_plus_all_yaml(rendered):
+    objects = _objects(rendered)
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == sorted(
+        [
+            "Namespace",
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+            "HorizontalPodAutoscaler",
+            "Job",
+        ]
+        + ["NetworkPolicy"] * (kinds.count("NetworkPolicy"))
+    )
+    assert kinds.count("NetworkPolicy") >= 2
+    for obj in objects:
+        expected = render.file_name(obj)
+        assert (rendered / "manifests" / expected).exists()
+        assert expected.startswith(obj["kind"].lower() + "-")
+    together = list(yaml.safe_load_all((rendered / "manifests" / "all.yaml").read_text()))
+    assert together == objects or sorted(map(repr, together)) == sorted(map(repr, objects))
+    # Nothing that is not a Kubernetes object sits among the manifests.
+    assert not (rendered / "manifests" / "summary.yaml").exists()
+
+
+@pytest.mark.parametrize("version", [OLDEST_SUPPORTED, latest_version()])
+def test_every_object_validates_strictly(rendered, version):
+    for obj in _objects(rendered):
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as err:
+            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} ({version}): {err.message}")
+
+
+def test_validation_catches_a_bad_object():
+    bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"prot": 1}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, OLDEST_SUPPORTED, strict=True)
+
+
+def test_nothing_unknown_or_float_slips_into_the_manifests(rendered):
+    text = (rendered / "manifests" / "all.yaml").read_text()
+    assert "<computed>" not in text
+    assert "port: 8080.0" not in text and "port: 8080" in text
+
+
+def test_summary_lists_image_chart_and_commands(rendered):
+    summary = yaml.safe_load((rendered / "summary.yaml").read_text())
+    assert summary["stack"] == "dev"
+    (image,) = summary["images"]
+    assert image["imageName"].startswith("selfheal-lb/articles:") and image["skipPush"] is True
+    (chart,) = summary["charts"]
+    assert chart["chart"] == "metrics-server" and chart["namespace"] == "kube-system"
+    assert chart["values"] == {"args": ["--kubelet-insecure-tls"]}
+    commands = {c["name"]: c["create"] for c in summary["commands"]}
+    assert set(commands) == {"verification-snapshot", "verification-verify"}
+    assert "-m loadgen verify --in-cluster" in commands["verification-verify"]
+    assert summary["outputs"]["namespace"] == "selfheal-lb-dev"
+    assert summary["outputs"]["loadDistribution"] == "<computed>"  # known only after `up`
+
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "components.render", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_writes_the_manifests(tmp_path):
+    result = _cli("--stack", "dev", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "Kubernetes objects for stack 'dev'" in result.stdout
+    assert (tmp_path / "manifests" / "all.yaml").exists()
+    assert (tmp_path / "summary.yaml").exists()
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """The program and its files in a scratch dir, to render a stack file written by a test."""
+    copy = tmp_path / "project"
+    copy.mkdir()
+    for name in ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml"):
+        shutil.copy(ROOT / name, copy / name)
+    for name in ("components", "app"):
+        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_bad_config_prints_the_one_line_pulumi_up_would_and_exits_1(project_copy):
+    stack = yaml.safe_load((project_copy / "Pulumi.dev.yaml").read_text())
+    stack["config"]["selfheal-lb:appReplicas"] = 0
+    (project_copy / "Pulumi.bad.yaml").write_text(yaml.safe_dump(stack))
+    result = _cli("--stack", "bad", "--out", str(project_copy / "build"), cwd=project_copy)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: config 'selfheal-lb:appReplicas' is '0': must be an integer from 1 to 50\n"
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (project_copy / "build" / "manifests").exists()
+
+
+def test_missing_stack_file_is_one_line(tmp_path):
+    result = _cli("--stack", "nosuch", "--out", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr == "error: no config file Pulumi.nosuch.yaml for stack 'nosuch'\n"
