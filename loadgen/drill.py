@@ -64,7 +64,10 @@ def drill(
     load_thread: threading.Thread | None = None
     if url:
         # Probe first: a wrong URL must fail the drill before any pod is deleted.
-        http_load.probe(url, min(5.0, timeout))
+        try:
+            http_load.reachable(url, min(5.0, timeout))
+        except OSError as exc:
+            raise KubeError(f"{url} is unreachable, no pod deleted: {exc}") from exc
 
         def run() -> None:
             traffic["result"] = http_load.run_load(

@@ -266,3 +266,17 @@ def probe(url: str, timeout: float) -> tuple[int, str]:
         return resp.status, resp.getheader(SERVED_BY) or NO_HEADER
     finally:
         conn.close()
+
+
+def reachable(url: str, timeout: float, attempts: int = 3) -> None:
+    """Fail fast on a wrong URL, but not on one bad backend behind a good one: raises the
+    last error only when every attempt failed (each on a fresh connection)."""
+    last: Exception | None = None
+    for _ in range(attempts):
+        try:
+            probe(url, timeout)
+            return
+        except (OSError, http.client.HTTPException) as exc:
+            last = exc
+    assert last is not None
+    raise last

@@ -25,7 +25,7 @@ def verify_url(
     """Send the traffic ourselves and count responses per pod by X-Served-By."""
     started = time.monotonic()
     try:
-        http_load.probe(url, min(request_timeout, timeout))
+        http_load.reachable(url, min(request_timeout, timeout / 3))
     except (OSError, http.client.HTTPException) as exc:
         return report.unverifiable("url", f"{url} is unreachable: {type(exc).__name__}: {exc}")
     remaining = timeout - (time.monotonic() - started)

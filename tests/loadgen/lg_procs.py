@@ -132,6 +132,7 @@ def haproxy_config(
     servers: Sequence[tuple[str, int, int]],
     balance: str = "roundrobin",
     check: bool = False,
+    redispatch: bool = True,
 ) -> str:
     """TCP-mode HAProxy: one frontend on loopback, servers as (name, port, weight)."""
     check_opt = " check inter 100ms fall 1 rise 1" if check else ""
@@ -143,8 +144,7 @@ def haproxy_config(
         "  timeout connect 2s",
         "  timeout client 30s",
         "  timeout server 30s",
-        "  retries 2",
-        "  option redispatch 1",
+        *(["  retries 2", "  option redispatch 1"] if redispatch else ["  retries 0"]),
         "frontend fe",
         f"  bind 127.0.0.1:{port}",
         "  default_backend be",
@@ -157,7 +157,10 @@ def haproxy_config(
 
 @contextlib.contextmanager
 def haproxy(
-    servers: Sequence[tuple[str, int, int]], balance: str = "roundrobin", check: bool = False
+    servers: Sequence[tuple[str, int, int]],
+    balance: str = "roundrobin",
+    check: bool = False,
+    redispatch: bool = True,
 ) -> Iterator[str]:
     """Start HAProxy in the foreground (-db) with a config written for this test; yields
     its base URL."""
@@ -165,7 +168,7 @@ def haproxy(
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="lg-haproxy-") as tmp:
         cfg = Path(tmp) / "haproxy.cfg"
-        cfg.write_text(haproxy_config(port, servers, balance, check))
+        cfg.write_text(haproxy_config(port, servers, balance, check, redispatch))
         proc = subprocess.Popen(
             [binary, "-db", "-f", str(cfg)],
             stdout=subprocess.DEVNULL,
