@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import runpy
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,41 +110,47 @@ class ProgramFailed(Exception):
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
-    """MockMonitor that also remembers each registration's parent URN."""
+    """MockMonitor that also remembers each registration's parent, dependencies and provider.
+
+    The SDK registers resources from several threads at once; MockMonitor calls
+    `new_resource` on the registering thread, so the request is handed over per thread.
+    """
 
     def __init__(self, mocks: _RecordingMocks) -> None:
         super().__init__(mocks)
         self._recorder = mocks
 
     def RegisterResource(self, request):  # the gRPC method's name
-        self._recorder.pending_parent = request.parent
-        self._recorder.pending_urn = self.make_urn(request.parent, request.type, request.name)
-        self._recorder.pending_dependencies = tuple(request.dependencies)
-        self._recorder.pending_provider = request.provider
-        return super().RegisterResource(request)
+        pending = self._recorder.pending
+        pending.request = request
+        pending.urn = self.make_urn(request.parent, request.type, request.name)
+        try:
+            return super().RegisterResource(request)
+        finally:
+            pending.request = None
 
 
 class _RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self, fake_outputs: OutputFaker | None) -> None:
         self.fake_outputs = fake_outputs
         self.recorded: list[RecordedResource] = []
-        self.pending_parent = ""
-        self.pending_urn = ""
-        self.pending_dependencies: tuple[str, ...] = ()
-        self.pending_provider = ""
+        self.pending = threading.local()  # the registration being handled on this thread
+        self._lock = threading.Lock()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+        request = getattr(self.pending, "request", None)
         rec = RecordedResource(
             type=args.typ,
             name=args.name,
             inputs=dict(args.inputs),
             custom=bool(args.custom),
-            parent_urn=self.pending_parent,
-            urn=self.pending_urn,
-            dependencies=self.pending_dependencies,
-            provider=self.pending_provider,
+            parent_urn=request.parent if request is not None else "",
+            urn=self.pending.urn if request is not None else "",
+            dependencies=tuple(request.dependencies) if request is not None else (),
+            provider=request.provider if request is not None else "",
         )
-        self.recorded.append(rec)
+        with self._lock:
+            self.recorded.append(rec)
         outputs = dict(args.inputs)
         if self.fake_outputs is not None:
             outputs.update(self.fake_outputs(rec))

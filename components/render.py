@@ -35,6 +35,8 @@ K8S_PREFIX = "kubernetes:"
 CHART_TYPES = ("kubernetes:helm.sh/v4:Chart", "kubernetes:helm.sh/v3:Release")
 SECRET_MARKERS = ("password", "token", "secret")
 REDACTED = "<secret>"
+# all.yaml in an order `kubectl apply -f` can follow: namespaces and policies first.
+APPLY_ORDER = ("Namespace", "NetworkPolicy", "Service", "Deployment", "PodDisruptionBudget")
 
 
 class _Dumper(yaml.SafeDumper):
@@ -82,7 +84,15 @@ def k8s_objects(run: offline.ProgramRun) -> list[dict[str, Any]]:
         ordered = {"apiVersion": obj.pop("apiVersion"), "kind": obj.pop("kind")}
         obj.pop("metadata", None)
         objects.append({**ordered, "metadata": metadata, **obj})
-    return objects
+    # Registration order varies run to run (the SDK registers concurrently): sort, so that a
+    # render is byte-for-byte reproducible.
+    return sorted(objects, key=_apply_position)
+
+
+def _apply_position(obj: dict[str, Any]) -> tuple[int, str]:
+    kind = obj["kind"]
+    rank = APPLY_ORDER.index(kind) if kind in APPLY_ORDER else len(APPLY_ORDER)
+    return rank, file_name(obj)
 
 
 def file_name(obj: dict[str, Any]) -> str:
@@ -117,11 +127,14 @@ def summary(run: offline.ProgramRun, stack: str, project: str) -> dict[str, Any]
             providers.append({"name": rec.name, "type": rec.type, **inputs})
         elif not rec.custom and not rec.type.startswith(K8S_PREFIX):
             components.append({"name": rec.name, "type": rec.type, "parent": rec.parent_name})
-    doc["images"] = images
-    doc["charts"] = charts
-    doc["commands"] = commands
-    doc["providers"] = providers
-    doc["components"] = components
+    for key, items in (
+        ("images", images),
+        ("charts", charts),
+        ("commands", commands),
+        ("providers", providers),
+        ("components", components),
+    ):
+        doc[key] = sorted(items, key=lambda item: item["name"])
     doc["outputs"] = _redact(_plain(run.outputs))
     return doc
 
