@@ -32,7 +32,7 @@ tools: ## install haproxy, wrk and the pinned fortio (for the tests)
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
-test: venv tools lint ## every test: unit, real processes on loopback, render + schema validation
+test: venv tools lint scan ## every test: unit, real processes on loopback, render + schema validation
 	$(PY) -m pytest
 
 render: venv ## write the manifests the stack would apply to build/manifests/ (no cluster, no pulumi CLI)
