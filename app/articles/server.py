@@ -78,7 +78,8 @@ class DrainingServer(MPServer):  # type: ignore[misc]
 
 def build_server(settings: Settings) -> DrainingServer:
     server = DrainingServer(
-        "articles:create_app",
+        # Overridable so the shutdown tests can wrap the app with a deliberately slow route.
+        os.environ.get("ARTICLES_WSGI_FACTORY", "articles:create_app"),
         factory=True,
         address=settings.host,
         port=settings.port,
