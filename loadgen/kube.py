@@ -20,7 +20,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,30 +167,47 @@ def load_kubeconfig(path: str = "", context: str = "") -> KubeConfig:
     cfg = KubeConfig(
         context=ctx_name, server=str(cluster["server"]).rstrip("/"), namespace=ctx.get("namespace")
     )
+    try:
+        _fill(cfg, cluster, user, user_name, lambda v: rel(cbase, v), lambda v: rel(ubase, v))
+    except BaseException:
+        cfg.cleanup()  # no key material left behind when the kubeconfig is unusable
+        raise
+    return cfg
+
+
+def _fill(
+    cfg: KubeConfig,
+    cluster: dict,
+    user: dict,
+    user_name: str,
+    crel: Callable[[str], str],
+    urel: Callable[[str], str],
+) -> None:
+    """TLS and credential settings of one cluster/user pair into cfg."""
     cfg.insecure = bool(cluster.get("insecure-skip-tls-verify", False))
     cfg.tls_server_name = cluster.get("tls-server-name")
     if cluster.get("certificate-authority-data"):
         data = _b64(cluster["certificate-authority-data"], "certificate-authority-data")
         cfg.ca_file = _private_file(data, cfg.temp_files, ".crt")
     elif cluster.get("certificate-authority"):
-        cfg.ca_file = rel(cbase, cluster["certificate-authority"])
+        cfg.ca_file = crel(cluster["certificate-authority"])
     creds = cfg.creds
     if user.get("client-certificate-data"):
         creds.cert_file = _private_file(
             _b64(user["client-certificate-data"], "client-certificate-data"), cfg.temp_files, ".crt"
         )
     elif user.get("client-certificate"):
-        creds.cert_file = rel(ubase, user["client-certificate"])
+        creds.cert_file = urel(user["client-certificate"])
     if user.get("client-key-data"):
         creds.key_file = _private_file(
             _b64(user["client-key-data"], "client-key-data"), cfg.temp_files, ".key"
         )
     elif user.get("client-key"):
-        creds.key_file = rel(ubase, user["client-key"])
+        creds.key_file = urel(user["client-key"])
     if user.get("token"):
         creds.token = str(user["token"])
     elif user.get("tokenFile"):
-        cfg.token_file = rel(ubase, user["tokenFile"])
+        cfg.token_file = urel(user["tokenFile"])
     if user.get("username") and user.get("password"):
         creds.basic = f"{user['username']}:{user['password']}"
     if user.get("exec"):
@@ -200,7 +217,6 @@ def load_kubeconfig(path: str = "", context: str = "") -> KubeConfig:
             f"user {user_name!r} uses an auth-provider plugin, which loadgen does not support "
             "(use an exec credential plugin or a token)"
         )
-    return cfg
 
 
 def run_exec_plugin(spec: dict, timeout: float) -> Credentials:

@@ -99,6 +99,7 @@ class FakeKube:
     def __init__(self, namespace: str = "demo", token: str = "s3cret-token") -> None:
         self.namespace = namespace
         self.token = token
+        self.client_cert_cn: str | None = None  # accept this TLS client cert instead of a token
         self.pods: dict[str, Pod] = {}
         self.deployments: dict[str, Deployment] = {}
         self.metrics_enabled = True
@@ -281,7 +282,7 @@ class FakeKube:
         try:
             if fault is not None and fault["delay"]:
                 time.sleep(fault["delay"])
-            if auth != f"Bearer {self.token}":
+            if auth != f"Bearer {self.token}" and not self._cert_ok(h):
                 self._status(h, 401, "Unauthorized")
                 return
             if fault is not None and fault["status"]:
@@ -290,6 +291,13 @@ class FakeKube:
             self._route(h, method)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass
+
+    def _cert_ok(self, h: http.server.BaseHTTPRequestHandler) -> bool:
+        if self.client_cert_cn is None or not isinstance(h.connection, ssl.SSLSocket):
+            return False
+        cert = h.connection.getpeercert() or {}
+        names = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+        return self.client_cert_cn in names
 
     def _route(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(h.path)
