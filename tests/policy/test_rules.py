@@ -6,6 +6,7 @@ the SDK's own argument types and unknown-checking proxy, as the analyzer does.
 
 from __future__ import annotations
 
+import policy_path  # noqa: F401  (policy/ on sys.path, as the CLI runs the pack)
 import pytest
 from evaluate import Resource, evaluate
 from pack import POLICIES

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import policy_path  # noqa: F401  (policy/ on sys.path, as the CLI runs the pack)
 import pytest
 from evaluate import Resource, evaluate
 
