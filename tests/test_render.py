@@ -11,8 +11,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import ROOT
 from kubernetes_validate.utils import latest_version
+from stack_fixtures import ROOT
 
 from components import render
 

@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from conftest import PROJECT, ROOT, dev_config, qualified
+from stack_fixtures import PROJECT, ROOT, dev_config, qualified
 
 from components import offline
 from components.settings import (

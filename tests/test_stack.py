@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import dev_config
+from stack_fixtures import dev_config
 
 from components import offline
 from components.settings import CONFIG_SPEC

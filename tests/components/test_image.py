@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from stack_fixtures import ROOT
 
 from components import offline
 from components.image import TAG_LENGTH, build_files, content_hash

@@ -11,7 +11,7 @@ import textwrap
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from stack_fixtures import ROOT
 
 from components import offline, verification
 from components.settings import LoadSettings, VerifySettings
