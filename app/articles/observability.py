@@ -6,6 +6,7 @@ response is covered: 404s from routing, 405s, even a 500 from an unhandled error
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import time
@@ -90,9 +91,31 @@ class Metrics:
             return generate_latest(self.registry)
         # Several worker processes: merge every worker's files, dead ones included,
         # so the pod's totals do not depend on which worker answers the scrape.
+        prune_dead_workers(path)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=path)
         return generate_latest(registry)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prune_dead_workers(path: str) -> None:
+    """Forget the in-flight gauge of workers that died (the server has no exit hook).
+
+    Counters and histograms of dead workers stay: they are part of the pod's totals.
+    """
+    for gauge_file in glob.glob(os.path.join(path, "gauge_livesum_*.db")):
+        pid = gauge_file.rsplit("_", 1)[1].removesuffix(".db")
+        if pid.isdigit() and not _alive(int(pid)):
+            multiprocess.mark_process_dead(int(pid), path)
 
 
 def write_line(line: bytes, fd: int = 1) -> None:

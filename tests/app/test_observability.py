@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime
 
+from articles.observability import prune_dead_workers
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -67,3 +71,21 @@ def test_one_json_line_per_request(client, capfd) -> None:
     assert second["status"] == 404
     assert datetime.fromisoformat(first["ts"]).tzinfo is not None
     assert 0 <= first["duration_ms"] < 5000
+
+
+def test_dead_workers_in_flight_gauge_is_pruned(tmp_path) -> None:
+    # A finished process's pid is free (not reused this quickly in practice).
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    stale = tmp_path / f"gauge_livesum_{dead}.db"
+    live = tmp_path / f"gauge_livesum_{os.getpid()}.db"
+    counter = tmp_path / f"counter_{dead}.db"
+    for f in (stale, live, counter):
+        f.write_bytes(b"")
+    prune_dead_workers(str(tmp_path))
+    assert not stale.exists()
+    assert live.exists() and counter.exists()
