@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 from fake_kube import FakeKube, Pod, running, write_kubeconfig
 from lg_procs import FORTIO, App, app_servers, free_port, haproxy, run_cli
+
+from loadgen.http_load import run_load
 
 pytestmark = pytest.mark.slow
 NS = "selfheal-lb-dev"
@@ -458,3 +461,52 @@ def test_top_without_metrics_api_exit_2(fake: FakeKube, kubeconfig: str) -> None
     proc = cli(kubeconfig, "top", "-n", NS, "-l", SEL)
     assert proc.returncode == 2
     assert "metrics API" in proc.stderr
+
+
+def test_window_mode_counts_a_running_load(
+    apps: list[App], fake: FakeKube, kubeconfig: str
+) -> None:
+    """By hand during a continuous load: snapshot, watch --window seconds, count the change."""
+    fake.add_deployment("articles", APP_LABELS, backends=[a.url for a in apps])
+    stop = threading.Event()
+    with haproxy([(a.name, a.port, 1) for a in apps]) as url:
+        load = threading.Thread(
+            target=run_load,
+            kwargs={
+                "url": url + "/article1",
+                "requests": 10**6,
+                "concurrency": 3,
+                "keepalive": False,
+                "timeout": 2.0,
+                "deadline_s": 60.0,
+                "stop": stop,
+                "interval": 0.005,
+            },
+        )
+        load.start()
+        try:
+            proc = cli(
+                kubeconfig,
+                "verify",
+                "--in-cluster",
+                "-n",
+                NS,
+                "-l",
+                SEL,
+                "--window",
+                "3",
+                "--no-keepalive",
+                "--expect-pods",
+                "3",
+                "--json",
+                "--timeout",
+                "20",
+            )
+        finally:
+            stop.set()
+            load.join(10)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["baseline_taken_at"] is not None
+    assert rep["total"] > 100
+    assert "observation window" in rep["resources"]["note"]
