@@ -64,3 +64,16 @@ destroy: venv ## pulumi destroy: remove everything the stack created
 
 bench: venv tools ## production server vs naive baseline under the same load
 	@echo "bench: not implemented yet" >&2; exit 1
+
+# loadgen by hand against the deployed stack (loadgen/README.md); the namespace comes from the
+# stack's outputs. `make drill LG_KILL=2`, `make verify-url` (needs the Service reachable,
+# e.g. `minikube tunnel`).
+LG_SEL ?= app.kubernetes.io/name=articles,app.kubernetes.io/instance=$(STACK)
+LG_KILL ?= 1
+.PHONY: drill top verify-url
+drill: venv ## delete LG_KILL app pods under the stack and time the self-healing
+	$(PY) -m loadgen drill --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --selector "$(LG_SEL)" --kill $(LG_KILL) --timeout 120
+top: venv ## per-pod CPU/memory of the app pods (metrics.k8s.io)
+	$(PY) -m loadgen top --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --selector "$(LG_SEL)"
+verify-url: venv ## send 1000 requests to the Service and judge the split by X-Served-By
+	$(PY) -m loadgen verify --url "http://$$(pulumi stack output --stack $(STACK) externalIp):8080/article1" --expect-pods "$$(pulumi stack output --stack $(STACK) appReplicas)"
