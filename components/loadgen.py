@@ -7,7 +7,8 @@ the walkthrough observed was that crash loop). Here:
 
 - mode `job`: a Job of `pods` parallel pods that each run the load once and complete, with
   fortio's JSON result in their logs for the verification;
-- mode `continuous`: a Deployment whose fortio runs until stopped (`-t 0`) at a bounded qps;
+- mode `continuous`: a Deployment (with a PDB) whose fortio runs until stopped (`-t 0`) at a
+  bounded qps, ready while it reaches the app;
 - mode `off`: nothing.
 """
 
@@ -114,6 +115,35 @@ def fortio_args(load: LoadSettings, url: str) -> list[str]:
     raise ValueError(f"no fortio command for load mode {load.mode!r}")
 
 
+def readiness_command(url: str) -> list[str]:
+    """One request to the target: exit 0 on a 2xx, non-zero on an error or any other status."""
+    return [FORTIO_BINARY, "curl", "-quiet", "-timeout", "2s", url]
+
+
+def continuous_probes(url: pulumi.Input[str]) -> dict[str, Any]:
+    """Probes for the continuous loader (the image is FROM scratch: exec the fortio binary).
+
+    Readiness: one `fortio curl` of the target, so READY says whether this loader reaches the
+    app (it exits non-zero on a connection error or a non-2xx). Liveness stays local on
+    purpose: the binary still executes in the container. Tying liveness to the app would
+    restart every loader during an app outage, which heals nothing.
+    """
+    return {
+        "readiness_probe": {
+            "exec": {"command": pulumi.Output.from_input(url).apply(readiness_command)},
+            "period_seconds": 10,
+            "timeout_seconds": 5,
+            "failure_threshold": 3,
+        },
+        "liveness_probe": {
+            "exec": {"command": [FORTIO_BINARY, "version"]},
+            "period_seconds": 30,
+            "timeout_seconds": 5,
+            "failure_threshold": 3,
+        },
+    }
+
+
 class LoadGenerator(pulumi.ComponentResource):
     job: k8s.batch.v1.Job | None
     deployment: k8s.apps.v1.Deployment | None
@@ -131,6 +161,7 @@ class LoadGenerator(pulumi.ComponentResource):
         self.deployment = None
         self.job_name = None
         self.network_policy: k8s.networking.v1.NetworkPolicy | None = None
+        self.pdb: k8s.policy.v1.PodDisruptionBudget | None = None
         self.url: pulumi.Output[str] | None = None
 
         if load.mode != "off":
@@ -152,6 +183,22 @@ class LoadGenerator(pulumi.ComponentResource):
                 self.deployment = self._deployment(
                     name, args, object_labels, pod_template, depends_on
                 )
+                # A replicated Deployment gets a PDB like any other (the policy pack's rule):
+                # a node drain takes the loaders down one at a time.
+                self.pdb = k8s.policy.v1.PodDisruptionBudget(
+                    f"{name}-pdb",
+                    metadata={
+                        "name": labels.LOADGEN_NAME,
+                        "namespace": args.namespace,
+                        "labels": object_labels,
+                    },
+                    spec={
+                        "max_unavailable": 1,
+                        "selector": {"match_labels": self.selector_labels},
+                        "unhealthy_pod_eviction_policy": "AlwaysAllow",
+                    },
+                    opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+                )
 
         self.register_outputs(
             {
@@ -163,6 +210,28 @@ class LoadGenerator(pulumi.ComponentResource):
         )
 
     def _pod_template(self, load: LoadSettings, url: pulumi.Output[str]) -> dict[str, Any]:
+        container: dict[str, Any] = {
+            "name": "fortio",
+            "image": FORTIO_IMAGE,
+            "image_pull_policy": "IfNotPresent",
+            "command": [FORTIO_BINARY],
+            "args": url.apply(lambda u: fortio_args(load, u)),
+            "resources": RESOURCES,
+            "security_context": {
+                "run_as_non_root": True,
+                "run_as_user": RUN_AS_ID,
+                "run_as_group": RUN_AS_ID,
+                "allow_privilege_escalation": False,
+                "privileged": False,
+                "read_only_root_filesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+                "seccomp_profile": {"type": "RuntimeDefault"},
+            },
+            "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
+        }
+        if load.mode == "continuous":
+            container.update(continuous_probes(url))
+        # Job pods get no probes: they run to completion and nothing routes traffic to them.
         return {
             "metadata": {"labels": self.pod_labels},
             "spec": {
@@ -177,29 +246,7 @@ class LoadGenerator(pulumi.ComponentResource):
                     "run_as_group": RUN_AS_ID,
                     "seccomp_profile": {"type": "RuntimeDefault"},
                 },
-                "containers": [
-                    {
-                        "name": "fortio",
-                        "image": FORTIO_IMAGE,
-                        "image_pull_policy": "IfNotPresent",
-                        "command": [FORTIO_BINARY],
-                        "args": url.apply(lambda u: fortio_args(load, u)),
-                        "resources": RESOURCES,
-                        # No probes: `fortio load` serves nothing to probe. A client that
-                        # stops working exits, and the restart policy handles that.
-                        "security_context": {
-                            "run_as_non_root": True,
-                            "run_as_user": RUN_AS_ID,
-                            "run_as_group": RUN_AS_ID,
-                            "allow_privilege_escalation": False,
-                            "privileged": False,
-                            "read_only_root_filesystem": True,
-                            "capabilities": {"drop": ["ALL"]},
-                            "seccomp_profile": {"type": "RuntimeDefault"},
-                        },
-                        "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
-                    }
-                ],
+                "containers": [container],
                 "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "16Mi"}}],
             },
         }

@@ -19,6 +19,7 @@ from components.loadgen import (
     fortio_args,
     job_deadline_seconds,
     load_url,
+    readiness_command,
 )
 from components.settings import LoadSettings
 
@@ -81,14 +82,18 @@ def test_job_mode_declares_a_job_and_its_policy_all_parented(run_loadgen):
     assert run.outputs["jobName"] == run.one("Job").inputs["metadata"]["name"]
 
 
-def test_continuous_mode_declares_a_deployment_and_no_job(run_loadgen):
+def test_continuous_mode_declares_a_deployment_with_its_pdb_and_no_job(run_loadgen):
     run = run_loadgen(load={"mode": "continuous", "qps": 20})
     assert run.kind("Job") == []
     deployment = run.one("Deployment").inputs
     assert deployment["spec"]["replicas"] == 3
     assert selects(deployment["spec"]["selector"]["matchLabels"], run.outputs["podLabels"])
     assert run.outputs["jobName"] is None
-    assert [r.parent_type for r in run.kind("Deployment")] == [TYPE_TOKEN]
+    pdb = run.one("PodDisruptionBudget").inputs["spec"]
+    assert pdb["maxUnavailable"] == 1
+    assert selects(pdb["selector"]["matchLabels"], run.outputs["podLabels"])
+    for kind in ("Deployment", "PodDisruptionBudget", "NetworkPolicy"):
+        assert [r.parent_type for r in run.kind(kind)] == [TYPE_TOKEN], kind
 
 
 def test_off_mode_declares_nothing_but_the_component(run_loadgen):
@@ -173,6 +178,24 @@ def test_continuous_args_run_until_stopped_at_a_bounded_rate(run_loadgen):
         "-timeout", "5s", URL,
     ]  # fmt: skip
     assert pod_spec(deployment)["restartPolicy"] == "Always"
+
+
+def test_continuous_loader_is_ready_when_it_reaches_the_app_and_live_on_its_own(run_loadgen):
+    container = fortio_container(
+        run_loadgen(load={"mode": "continuous", "qps": 5}).one("Deployment")
+    )
+    readiness = container["readinessProbe"]["exec"]["command"]
+    assert readiness == ["/usr/bin/fortio", "curl", "-quiet", "-timeout", "2s", URL]
+    liveness = container["livenessProbe"]["exec"]["command"]
+    # An app outage must not restart every loader: liveness never touches the target.
+    assert liveness == ["/usr/bin/fortio", "version"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["timeoutSeconds"] < container[probe]["periodSeconds"]
+
+
+def test_job_pods_have_no_probes(run_loadgen):
+    container = fortio_container(run_loadgen().one("Job"))
+    assert not {"livenessProbe", "readinessProbe", "startupProbe"} & set(container)
 
 
 def test_image_tag_matches_the_fortio_the_tests_install():
@@ -322,6 +345,16 @@ def test_job_arguments_run_real_fortio_and_print_one_json_result(loopback_server
     assert result["DurationHistogram"]["Count"] == 40
     assert result["RetCodes"] == {"200": 40}
     assert result["NumThreads"] == 4
+
+
+@needs_fortio
+def test_readiness_curl_passes_on_200_and_fails_when_the_app_is_unreachable(loopback_server):
+    def probe(url: str) -> int:
+        argv = [str(FORTIO), *readiness_command(url)[1:]]
+        return subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode
+
+    assert probe(f"{loopback_server}/article1") == 0
+    assert probe("http://127.0.0.1:9/article1") != 0
 
 
 @needs_fortio
