@@ -16,7 +16,7 @@ a Command is plain process execution with no such coupling.
 
 The command strings hold no absolute path and nothing machine-specific, so previews made on
 different machines (e.g. for a pull request) show no spurious diff. Commands run in the project
-directory (the engine starts providers there); the project's venv python is used when present.
+directory (found from wherever pulumi was started); the project's venv python when present.
 """
 
 from __future__ import annotations
@@ -34,8 +34,14 @@ from pulumi_command import local
 from components.settings import LoadSettings, VerifySettings
 
 TYPE = "selfheal-lb:verification:LoadVerification"
-# The venv python when the checkout has one (Pulumi.yaml: virtualenv venv), else PATH's.
-PYTHON = 'PY=python3; if [ -x venv/bin/python ]; then PY=venv/bin/python; fi; exec "$PY"'
+# Providers run in the directory pulumi was started from (pulumi/pulumi#17763): normally the
+# project dir (`make up`), but pulumi also finds Pulumi.yaml from a subdirectory, so climb to
+# it. Then the venv python when the checkout has one (Pulumi.yaml: virtualenv venv), else
+# PATH's.
+PYTHON = (
+    'while [ ! -f Pulumi.yaml ] && [ "$PWD" != / ]; do cd ..; done; '
+    'PY=python3; if [ -x venv/bin/python ]; then PY=venv/bin/python; fi; exec "$PY"'
+)
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 JOB_TYPE = "kubernetes:batch/v1:Job"
 # On the fortio Job's pod template: a Job's template is immutable, so a new value replaces the

@@ -223,3 +223,15 @@ def test_load_test_falls_back_to_the_report_level_figures():
         "errors": 1,
         "total": 10,
     }
+
+
+def test_command_prefix_finds_the_project_and_its_python_from_a_subdirectory():
+    result = subprocess.run(
+        ["/bin/sh", "-c", f"{verification.PYTHON} -m loadgen verify --help"],
+        cwd=ROOT / "tests" / "components",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--in-cluster" in result.stdout
