@@ -96,6 +96,11 @@ def deltas(baseline: dict | None, after: Counters) -> tuple[dict[str, float], li
     for name, value in after.served.items():
         prev = before.get(name)
         if prev is None:
+            if baseline is not None and value == 0:
+                # Joined after the baseline (e.g. scaled up after the load) and served
+                # nothing: not a pod the load could have reached.
+                notes.append(f"{name} is new since the baseline and served nothing: not counted")
+                continue
             if baseline is not None:
                 notes.append(f"{name} is new since the baseline: counted from zero")
             out[name] = value

@@ -510,3 +510,72 @@ def test_window_mode_counts_a_running_load(
     assert rep["baseline_taken_at"] is not None
     assert rep["total"] > 100
     assert "observation window" in rep["resources"]["note"]
+
+
+def test_expired_exec_credential_is_refreshed_once_on_401(fake: FakeKube, tmp_path: Path) -> None:
+    fake.add_deployment("articles", APP_LABELS, metrics_texts=[metrics("a", 5)])
+    calls = tmp_path / "calls"
+    plugin = tmp_path / "cred.py"
+    # First run hands out a stale token, later runs the right one.
+    plugin.write_text(
+        "import json, os, pathlib\n"
+        f"p = pathlib.Path({str(calls)!r})\n"
+        "n = int(p.read_text()) if p.exists() else 0\n"
+        "p.write_text(str(n + 1))\n"
+        "tok = 'stale' if n == 0 else os.environ['FAKE_TOKEN']\n"
+        "print(json.dumps({'kind': 'ExecCredential', 'status': {'token': tok}}))\n"
+    )
+    cfg = write_kubeconfig(
+        str(tmp_path / "c"),
+        fake.url,
+        None,
+        user={
+            "exec": {
+                "command": sys.executable,
+                "args": [str(plugin)],
+                "env": [{"name": "FAKE_TOKEN", "value": fake.token}],
+            }
+        },
+    )
+    proc = cli(cfg, "snapshot", "-n", NS, "-l", SEL, "--timeout", "10")
+    assert proc.returncode == 0, proc.stderr
+    assert calls.read_text() == "2"
+    assert [auth for _, _, auth in fake.requests][:2] == ["Bearer stale", f"Bearer {fake.token}"]
+
+
+def test_pod_that_joined_after_the_baseline_with_no_traffic_is_not_counted(
+    fake: FakeKube, kubeconfig: str, tmp_path: Path
+) -> None:
+    names = fake.add_deployment(
+        "articles",
+        APP_LABELS,
+        metrics_texts=[metrics("a", 200), metrics("b", 200), metrics("c", 0)],
+    )
+    base = {
+        "kind": "loadgen-snapshot",
+        "version": 1,
+        "pods": {names[0]: {"served": 100}, names[1]: {"served": 100}},
+    }
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(base))
+    proc = cli(
+        kubeconfig,
+        "verify",
+        "--in-cluster",
+        "-n",
+        NS,
+        "-l",
+        SEL,
+        "--no-keepalive",
+        "--baseline",
+        str(path),
+        "--expect-pods",
+        "2",
+        "--json",
+        "--timeout",
+        "10",
+    )
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert [p["name"] for p in rep["pods"]] == sorted(names[:2])
+    assert any("served nothing: not counted" in n for n in rep["notes"])
