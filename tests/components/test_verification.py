@@ -235,3 +235,16 @@ def test_command_prefix_finds_the_project_and_its_python_from_a_subdirectory():
     )
     assert result.returncode == 0, result.stderr
     assert "--in-cluster" in result.stdout
+
+
+def test_load_test_reads_the_fortio_summary_loadgen_produces():
+    from loadgen import fortio
+
+    logs = sorted((ROOT / "tests" / "loadgen" / "fixtures").glob("fortio-*.log"))
+    assert logs, "recorded fortio outputs are missing"
+    summary = fortio.merge(fortio.extract_result(p.read_text()) for p in logs)
+    load_test = load_test_summary({"verdict": "balanced", "fortio": summary})
+    assert load_test["qps"] == summary["qps"] > 0
+    assert load_test["p50_ms"] == summary["latency_ms"]["p50"] is not None
+    assert load_test["p99_ms"] >= load_test["p90_ms"] >= load_test["p50_ms"]
+    assert (load_test["errors"], load_test["total"]) == (summary["errors"], summary["total"])
