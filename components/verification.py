@@ -154,13 +154,8 @@ def job_rerun_stamp(triggers: Sequence[pulumi.Input[Any]]) -> pulumi.ResourceTra
         props = dict(args.props)
         spec = props.get("spec")
         if not isinstance(spec, dict):
-            # Typed args instead of dicts: fall back to the engine's replacement trigger.
-            return pulumi.ResourceTransformationResult(
-                props,
-                pulumi.ResourceOptions.merge(
-                    args.opts, pulumi.ResourceOptions(replacement_trigger=stamp)
-                ),
-            )
+            # Fail loudly (and in the tests) rather than silently never re-running the load.
+            raise TypeError("job_rerun_stamp expects the Job's spec as a dict")
         template = dict(spec.get("template") or {})
         metadata = dict(template.get("metadata") or {})
         annotations = dict(metadata.get("annotations") or {})
