@@ -30,7 +30,10 @@ POD_SECURITY_VERSION = "v1.30"
 # ClientIP stickiness lasts as long as a typical web session, not Kubernetes' default 3 hours.
 SESSION_AFFINITY_TIMEOUT_SECONDS = 1800
 SKIP_AWAIT = "pulumi.com/skipAwait"
-# The app refuses GRACEFUL_TIMEOUT above 25 - DRAIN_SECONDS (app/articles/config.py).
+# What the app accepts (app/articles/config.py): DRAIN_SECONDS 0..20 and GRACEFUL_TIMEOUT
+# 1..25 - DRAIN_SECONDS. drainSeconds may be up to 60: the preStop sleep takes all of it, the
+# app's own drain after SIGTERM at most 20 (it would refuse to start above that).
+APP_MAX_DRAIN_SECONDS = 20
 APP_GRACE_BUDGET_SECONDS = 25
 
 
@@ -50,16 +53,22 @@ def hpa_manages_replicas(args: ArticleAppArgs) -> bool:
     return args.autoscaling.enabled and args.metrics_available
 
 
+def app_drain_seconds(settings: AppSettings) -> int:
+    """DRAIN_SECONDS for the app: the configured drain, within what the app accepts."""
+    return min(settings.drain_seconds, APP_MAX_DRAIN_SECONDS)
+
+
 def graceful_timeout_seconds(settings: AppSettings) -> int:
     """Seconds the app may wait for in-flight requests after its own drain.
 
     Kubernetes counts terminationGracePeriodSeconds from the start of the preStop hook, so
-    after SIGTERM the app has grace - drain left, of which it spends `drain` draining itself.
+    after SIGTERM the app has grace - drain left, of which it spends its own drain first.
     Keep 2 s for the process to exit, and stay inside what the app accepts.
     """
-    drain = settings.drain_seconds
-    room = settings.termination_grace_seconds - 2 * drain - 2
-    app_max = APP_GRACE_BUDGET_SECONDS - drain if drain < APP_GRACE_BUDGET_SECONDS - 1 else 1
+    app_drain = app_drain_seconds(settings)
+    room = settings.termination_grace_seconds - settings.drain_seconds - app_drain - 2
+    limit = APP_GRACE_BUDGET_SECONDS - 1
+    app_max = APP_GRACE_BUDGET_SECONDS - app_drain if app_drain < limit else 1
     return max(1, min(room, app_max))
 
 
@@ -256,7 +265,7 @@ class ArticleApp(pulumi.ComponentResource):
                 _field_env("NODE_NAME", "spec.nodeName"),
                 {"name": "PORT", "value": str(CONTAINER_PORT)},
                 {"name": "WEB_CONCURRENCY", "value": str(s.workers)},
-                {"name": "DRAIN_SECONDS", "value": str(s.drain_seconds)},
+                {"name": "DRAIN_SECONDS", "value": str(app_drain_seconds(s))},
                 {"name": "GRACEFUL_TIMEOUT", "value": str(graceful_timeout_seconds(s))},
             ],
             "resources": {

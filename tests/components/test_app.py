@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from components.app import TYPE_TOKEN, graceful_timeout_seconds, load_balancer_address
+from components.app import (
+    TYPE_TOKEN,
+    app_drain_seconds,
+    graceful_timeout_seconds,
+    load_balancer_address,
+)
 from components.settings import AppSettings, Resources
 
 APP_SELECTOR = {"app.kubernetes.io/name": "articles", "app.kubernetes.io/instance": "dev"}
@@ -159,6 +164,12 @@ def test_env_carries_downward_api_and_server_settings(run_app):
     assert env["DRAIN_SECONDS"] == "7"
 
 
+def test_a_drain_longer_than_the_app_accepts_goes_to_the_prestop_sleep(run_app):
+    c = container(run_app(settings={"drain_seconds": 45, "termination_grace_seconds": 120}))
+    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "45"]
+    assert env_of(c)["DRAIN_SECONDS"] == "20"
+
+
 def test_prestop_sleeps_the_drain_and_the_grace_period_covers_the_whole_shutdown(run_app):
     run = run_app(settings={"drain_seconds": 8, "termination_grace_seconds": 40})
     c = container(run)
@@ -174,14 +185,18 @@ def test_no_prestop_hook_when_drain_is_zero(run_app):
     assert "lifecycle" not in container(run_app(settings={"drain_seconds": 0}))
 
 
-@pytest.mark.parametrize("drain", range(0, 21))
-def test_graceful_timeout_fits_grace_and_the_apps_own_bounds(drain):
+@pytest.mark.parametrize("drain", range(0, 61))
+def test_app_drain_and_graceful_timeout_fit_grace_and_the_apps_own_bounds(drain):
     for grace in (2 * drain + 6, 2 * drain + 10, 30, 60, 300):
-        if grace <= 2 * drain + 5:
+        if grace <= 2 * drain + 5:  # the settings refuse these
             continue
-        graceful = graceful_timeout_seconds(app_settings(drain, grace))
-        assert 1 <= graceful <= (25 - drain if drain < 24 else 1)
-        assert 2 * drain + graceful < grace
+        settings = app_settings(drain, grace)
+        app_drain = app_drain_seconds(settings)
+        graceful = graceful_timeout_seconds(settings)
+        assert app_drain == min(drain, 20)
+        assert 1 <= graceful <= 25 - app_drain
+        # preStop sleep + the app's drain + in-flight grace end before SIGKILL.
+        assert drain + app_drain + graceful < grace
 
 
 def test_the_real_app_accepts_the_env_the_deployment_sets(run_app):
@@ -191,12 +206,13 @@ def test_the_real_app_accepts_the_env_the_deployment_sets(run_app):
         config = pytest.importorskip("articles.config")
     finally:
         sys.path.remove(app_dir)
-    for drain, grace in ((0, 30), (5, 30), (10, 30), (20, 60)):
+    for drain, grace in ((0, 30), (5, 30), (10, 30), (20, 60), (30, 70), (60, 130)):
         settings = {"drain_seconds": drain, "termination_grace_seconds": grace, "workers": 3}
         env = {k: v for k, v in env_of(container(run_app(settings=settings))).items()}
         env = {k: v if isinstance(v, str) else "from-downward-api" for k, v in env.items()}
         parsed = config.Settings.from_env(env)
-        assert parsed.port == 8080 and parsed.workers == 3 and parsed.drain_seconds == drain
+        assert parsed.port == 8080 and parsed.workers == 3
+        assert parsed.drain_seconds == min(drain, 20)
 
 
 def test_topology_spread_prefers_distinct_nodes_but_never_blocks_scheduling(run_app):
