@@ -95,7 +95,7 @@ class Sampler:
             return {"available": False, "note": self.problem, "pods": {}}
         if self.available is None:
             return {"available": False, "note": "metrics API was not sampled", "pods": {}}
-        note = f"{when}; {self.polls} polls"
+        note = f"{when}; {self.polls} poll{'s' if self.polls != 1 else ''}"
         if self.first is not None and self.last is not None and self.last > self.first:
             note += f" over {self.last - self.first:.0f}s"
         note += " (metrics-server refreshes every 15-60s; duplicates dropped)"

@@ -185,9 +185,11 @@ def decide(
             f"random assignment: p={p_value:.3g} < alpha={alpha:g}",
             **base,
         )
-    return Verdict(
-        "balanced",
+    reason = (
         f"all {k} pods served traffic and the split of {units_total:.0f} {unit}s is "
-        f"consistent with uniform assignment: p={p_value:.3g} >= alpha={alpha:g}",
-        **base,
+        f"consistent with uniform assignment: p={p_value:.3g} >= alpha={alpha:g}"
     )
+    if power is not None and power < 0.9:
+        # Say so in the one line people read: "balanced" from a test that could hardly fail.
+        reason += f" (weak test: a 2:1 skew would be caught with probability {power:.2f})"
+    return Verdict("balanced", reason, **base)

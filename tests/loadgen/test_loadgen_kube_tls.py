@@ -15,7 +15,10 @@ import pytest
 from fake_kube import FakeKube, running, write_kubeconfig
 from lg_procs import run_cli
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl"),
+]
 NS = "demo"
 SEL = "app=articles"
 CANNED = 'articles_http_requests_total{pod="x",route="/article1"} 7.0\n'
