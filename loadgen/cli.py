@@ -274,6 +274,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("LOADGEN_DEBUG"):
             traceback.print_exc()
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if args.command == "verify":
+            # Whoever parses --json (the stack) still gets a report saying why.
+            mode = "url" if args.url else "in-cluster"
+            return _finish_verify(args, report.unverifiable(mode, msg))
         print(f"loadgen {args.command}: error: {msg}", file=sys.stderr)
         return 2
     return 2

@@ -579,3 +579,25 @@ def test_pod_that_joined_after_the_baseline_with_no_traffic_is_not_counted(
     rep = json.loads(proc.stdout)
     assert [p["name"] for p in rep["pods"]] == sorted(names[:2])
     assert any("served nothing: not counted" in n for n in rep["notes"])
+
+
+def test_bad_baseline_still_prints_a_json_report(fake: FakeKube, kubeconfig: str) -> None:
+    """If `snapshot` failed, the stack pipes nothing: verify says why, as JSON and on stderr."""
+    proc = cli(
+        kubeconfig,
+        "verify",
+        "--in-cluster",
+        "-n",
+        NS,
+        "-l",
+        SEL,
+        "--baseline",
+        "-",
+        "--json",
+        "--report-only",
+        stdin="",
+    )
+    assert proc.returncode == 2
+    rep = json.loads(proc.stdout)
+    assert rep["verdict"] == "unverifiable" and "not JSON" in rep["reason"]
+    assert proc.stderr.startswith("loadgen verify: could not verify:")
