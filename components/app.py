@@ -30,6 +30,7 @@ POD_SECURITY_VERSION = "v1.30"
 # ClientIP stickiness lasts as long as a typical web session, not Kubernetes' default 3 hours.
 SESSION_AFFINITY_TIMEOUT_SECONDS = 1800
 SKIP_AWAIT = "pulumi.com/skipAwait"
+PATCH_FORCE = "pulumi.com/patchForce"
 # What the app accepts (app/articles/config.py): DRAIN_SECONDS 0..20 and GRACEFUL_TIMEOUT
 # 1..25 - DRAIN_SECONDS. drainSeconds may be up to 60: the preStop sleep takes all of it, the
 # app's own drain after SIGTERM at most 20 (it would refuse to start above that).
@@ -134,9 +135,21 @@ class ArticleApp(pulumi.ComponentResource):
 
         self.network_policies = self._network_policies(name, args, ns, object_labels)
 
+        deployment_annotations: dict[str, str] = {}
+        if not self.autoscaled:
+            # Without an HPA the config owns spec.replicas. If an HPA scaled the Deployment
+            # before (autoscaling just turned off), kube-controller-manager still owns the
+            # field and a plain server-side apply would fail with a conflict; forcing takes
+            # it back. Pulumi is the only intended writer of every field it declares here.
+            deployment_annotations[PATCH_FORCE] = "true"
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata={"name": labels.APP_NAME, "namespace": ns, "labels": object_labels},
+            metadata={
+                "name": labels.APP_NAME,
+                "namespace": ns,
+                "labels": object_labels,
+                "annotations": deployment_annotations,
+            },
             spec=self._deployment_spec(args),
             opts=pulumi.ResourceOptions(
                 parent=self,

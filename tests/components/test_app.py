@@ -239,6 +239,9 @@ def test_hpa_only_when_enabled_and_metrics_are_available(run_app, enabled, metri
     assert ignored == (["spec.replicas"] if expected else [])
     # The first `up` starts at the configured count either way.
     assert run.one("Deployment").inputs["spec"]["replicas"] == 3
+    # Without an HPA, `up` takes spec.replicas back even from a former HPA (forced apply).
+    annotations = run.one("Deployment").inputs["metadata"].get("annotations") or {}
+    assert ("pulumi.com/patchForce" in annotations) is not expected
 
 
 def test_hpa_targets_the_deployment_on_cpu_with_min_defaulting_to_replicas(run_app):
