@@ -63,7 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--requests", type=_positive_int, default=1000)
     v.add_argument("--concurrency", type=_positive_int, default=10)
     ka = v.add_mutually_exclusive_group()
-    ka.add_argument("--keepalive", dest="keepalive", action="store_true", default=None)
+    ka.add_argument(
+        "--keepalive",
+        dest="keepalive",
+        action="store_true",
+        default=None,
+        help="connections carry many requests (then connections are the tested unit); "
+        "default: off for --url, fortio's setting for --in-cluster",
+    )
     ka.add_argument("--no-keepalive", dest="keepalive", action="store_false")
     v.add_argument("--expect-pods", type=_positive_int, default=None)
     v.add_argument(
@@ -168,7 +175,8 @@ def _run_verify(args: argparse.Namespace) -> dict:
     from loadgen import incluster, kube
 
     baseline = incluster.load_baseline(args.baseline) if args.baseline else None
-    with kube.client(args.kubeconfig, args.context, args.timeout) as client:
+    # The observation window comes on top of the API budget.
+    with kube.client(args.kubeconfig, args.context, args.timeout + args.window) as client:
         try:
             return incluster.verify_in_cluster(
                 client,
@@ -205,7 +213,8 @@ def _run_snapshot(args: argparse.Namespace) -> int:
 def _run_top(args: argparse.Namespace) -> int:
     from loadgen import kube, top
 
-    with kube.client(args.kubeconfig, args.context, args.timeout) as client:
+    budget = args.timeout + (args.samples - 1) * args.interval
+    with kube.client(args.kubeconfig, args.context, budget) as client:
         rep = top.top(client, args.namespace, args.selector, args.samples, args.interval)
     print(report.dumps(rep) if args.json else top.render(rep))
     if not rep["available"]:
