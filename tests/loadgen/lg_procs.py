@@ -96,6 +96,7 @@ def app_servers(names: Sequence[str]) -> Iterator[list[App]]:
     """The real article app (python -m articles), one process per pod name."""
     apps: list[App] = []
     cmd, cwd = _app_command()
+    tmp = tempfile.TemporaryDirectory(prefix="lg-apps-")
     try:
         for name in names:
             port = free_port()
@@ -109,7 +110,10 @@ def app_servers(names: Sequence[str]) -> Iterator[list[App]]:
                 DRAIN_SECONDS="0",
                 GRACEFUL_TIMEOUT="2",
             )
-            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            # Each "pod" gets its own metrics directory, as each container has its own /tmp.
+            metrics_dir = Path(tmp.name) / name
+            metrics_dir.mkdir()
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
             proc = subprocess.Popen(
                 cmd,
                 cwd=cwd,
@@ -125,6 +129,7 @@ def app_servers(names: Sequence[str]) -> Iterator[list[App]]:
     finally:
         for app in apps:
             stop(app.proc)
+        tmp.cleanup()
 
 
 def haproxy_config(
