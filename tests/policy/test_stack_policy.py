@@ -40,6 +40,21 @@ def test_the_stack_passes_every_policy(stack):
     assert result.unknown == []
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # The long-running fortio Deployment: probes and a PDB of its own are needed then.
+        {"loadgenMode": "continuous", "loadgenQps": 10, "verifyEnabled": False},
+        {"appReplicas": 1},  # no PDB needed, none required
+        {"serviceType": "NodePort", "hpaEnabled": False, "networkPolicy": False},
+    ],
+    ids=["continuous-loadgen", "one-replica", "nodeport"],
+)
+def test_config_variants_pass_every_policy(overrides):
+    result = evaluate(stack_resources("dev", **overrides))
+    assert [str(v) for v in result.violations] == []
+
+
 def test_a_stack_whose_pdb_no_longer_selects_the_pods_is_rejected():
     resources = stack_resources("dev")
     for r in resources:
