@@ -145,6 +145,10 @@ def test_every_step_after_the_backend_gate_is_skipped_without_a_backend():
     assert after and all(s.get("if") == "steps.backend.outputs.configured == 'true'" for s in after)
 
 
+class GateFailed(Exception):
+    pass
+
+
 def run_gate(tmp_path: Path, **secrets: str) -> tuple[str, dict[str, str], str]:
     gate = step(load(PREVIEW), name_part="backend configured")
     out, env_file = tmp_path / "output", tmp_path / "env"
@@ -159,7 +163,8 @@ def run_gate(tmp_path: Path, **secrets: str) -> tuple[str, dict[str, str], str]:
     result = subprocess.run(
         ["bash", "-eo", "pipefail", "-c", gate["run"]], env=env, capture_output=True, text=True
     )
-    assert result.returncode == 0, result.stderr
+    if result.returncode != 0:
+        raise GateFailed(result.stdout)
     exported = dict(
         line.split("=", 1) for line in (env_file.read_text() if env_file.exists() else "").split()
     )
@@ -237,3 +242,8 @@ def test_the_leftover_check_is_a_bounded_loop_on_the_part_of_label_and_namespace
     assert doc["env"]["PART_OF"] == "app.kubernetes.io/part-of=selfheal-lb"
     assert re.search(r"for attempt in \$\(seq 1 \d+\)", check)
     assert '-l "$PART_OF"' in check and 'get namespace "$ns"' in check
+
+
+def test_a_self_managed_backend_without_its_passphrase_fails_with_a_clear_error(tmp_path):
+    with pytest.raises(GateFailed, match="needs the stack's passphrase"):
+        run_gate(tmp_path, url="s3://state-bucket")
