@@ -22,6 +22,12 @@ CHART_VERSION = "3.13.0"  # metrics-server 0.8.0
 NAMESPACE = "kube-system"
 RELEASE = "metrics-server"  # object names and the APIService stay those of the upstream chart
 INSECURE_TLS_ARG = "--kubelet-insecure-tls"
+# The chart sets requests only; the policy pack requires limits on every container. metrics-server
+# for a handful of nodes uses a few tens of MiB, the upstream sizing guide asks 100m/200Mi.
+RESOURCES = {
+    "requests": {"cpu": "100m", "memory": "200Mi"},
+    "limits": {"cpu": "500m", "memory": "256Mi"},
+}
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,10 @@ class MetricsServerArgs:
 
 def chart_values(settings: MetricsServerSettings) -> dict[str, Any]:
     """The chart's values: `args` are appended to the container's default arguments."""
-    return {"args": [INSECURE_TLS_ARG] if settings.kubelet_insecure_tls else []}
+    return {
+        "args": [INSECURE_TLS_ARG] if settings.kubelet_insecure_tls else [],
+        "resources": RESOURCES,
+    }
 
 
 class MetricsServer(pulumi.ComponentResource):

@@ -32,7 +32,11 @@ def test_chart_is_pinned_upstream_in_kube_system(run_snippet, insecure):
     assert chart.inputs["version"] == CHART_VERSION
     assert chart.inputs["namespace"] == "kube-system"
     expected = ["--kubelet-insecure-tls"] if insecure else []
-    assert chart.inputs["values"] == {"args": expected}
+    assert chart.inputs["values"]["args"] == expected
+    # The chart itself sets no limits; the policy pack rejects a container without them.
+    resources = chart.inputs["values"]["resources"]
+    for kind in ("requests", "limits"):
+        assert set(resources[kind]) == {"cpu", "memory"}
     component = run.one("selfheal-lb:metrics_server:MetricsServer")
     assert chart.parent_urn == component.urn
 
