@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from lg_procs import FORTIO, app_servers, haproxy
+from lg_procs import FORTIO, RANDOM_WEIGHT, app_servers, haproxy
 
 from loadgen import fortio, prom
 from loadgen.verdict import decide
@@ -95,7 +95,7 @@ def test_real_fortio_through_haproxy_counts_and_verdict() -> None:
     verdict on the apps' counters with fortio's socket count is not flagged."""
     with (
         app_servers(["f-a", "f-b", "f-c"]) as apps,
-        haproxy([(a.name, a.port, 1) for a in apps], balance="random(1)") as url,
+        haproxy([(a.name, a.port, RANDOM_WEIGHT) for a in apps], balance="random(1)") as url,
     ):
 
         def served() -> dict[str, float]:

@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from lg_procs import App, app_servers, free_port, haproxy, run_cli
+from lg_procs import RANDOM_WEIGHT, App, app_servers, free_port, haproxy, run_cli
 
 from loadgen import prom
 
@@ -89,7 +89,7 @@ def test_absent_backend_with_expect_3_is_imbalanced(apps: list[App]) -> None:
 
 
 def test_random_keepalive_100_connections_is_not_flagged(apps: list[App]) -> None:
-    with haproxy([(a.name, a.port, 1) for a in apps], balance="random(1)") as url:
+    with haproxy([(a.name, a.port, RANDOM_WEIGHT) for a in apps], balance="random(1)") as url:
         code, rep, err = _verify(
             url, "--requests", "500", "--concurrency", "100", "--keepalive", "--expect-pods", "3"
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fake_kube import FakeKube, Pod, running, write_kubeconfig
-from lg_procs import FORTIO, App, app_servers, free_port, haproxy, run_cli
+from lg_procs import FORTIO, RANDOM_WEIGHT, App, app_servers, free_port, haproxy, run_cli
 
 from loadgen.http_load import run_load
 
@@ -85,7 +85,7 @@ def test_stack_flow_snapshot_fortio_verify_with_real_apps(
     baseline = json.loads(snap.stdout)
     assert baseline["kind"] == "loadgen-snapshot" and len(baseline["pods"]) == 3
 
-    with haproxy([(a.name, a.port, 1) for a in apps], balance="random(1)") as url:
+    with haproxy([(a.name, a.port, RANDOM_WEIGHT) for a in apps], balance="random(1)") as url:
         run = subprocess.run(
             [
                 str(FORTIO),
