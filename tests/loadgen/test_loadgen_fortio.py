@@ -9,6 +9,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lg_procs import FORTIO, RANDOM_WEIGHT, app_servers, haproxy
 
 from loadgen import fortio, prom
@@ -137,3 +139,24 @@ def test_real_fortio_through_haproxy_counts_and_verdict() -> None:
     assert s["connections"] >= 30
     v = decide(delta, keepalive=True, connections=s["connections"], expected_pods=3)
     assert v.outcome == "balanced", v.reason
+
+
+_LOG_LINES = [
+    *[line for line in KEEPALIVE.splitlines() if line and not line.startswith((" ", "{", "}"))],
+    '{"ts":1795729074.07,"level":"info","r":7,"file":"periodic.go","line":851,"msg":"T001 ended"}',
+    '{"ts":1795729074.08,"level":"warn","file":"http_client.go","msg":"Content-length missing"}',
+    "Ended after 7.221179ms : 10 calls. qps=1384.8",
+]
+
+
+@given(st.lists(st.tuples(st.integers(min_value=0), st.sampled_from(_LOG_LINES)), max_size=12))
+@settings(max_examples=60, deadline=None, derandomize=True)
+def test_any_interleaving_of_log_lines_parses(inserts: list[tuple[int, str]]) -> None:
+    """Property: wherever stderr lines land between the document's lines, the result is found
+    and is the same."""
+    doc, _ = _doc_lines()
+    lines = list(doc)
+    for pos, line in inserts:
+        lines.insert(pos % (len(lines) + 1), line)
+    s = fortio.summarize(fortio.extract_result("\n".join(lines)))
+    assert (s["total"], s["connections"], s["errors"]) == (240, 12, 0)
