@@ -373,3 +373,10 @@ def test_continuous_arguments_keep_fortio_running_even_without_a_target():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("mode", ["job", "continuous"])
+def test_preview_declares_the_same_objects(run_loadgen, mode):
+    up = run_loadgen(load={"mode": mode, "qps": 10})
+    preview = run_loadgen(load={"mode": mode, "qps": 10}, preview=True)
+    assert [(r.type, r.name) for r in preview.resources] == [(r.type, r.name) for r in up.resources]
