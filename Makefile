@@ -63,7 +63,7 @@ destroy: venv ## pulumi destroy: remove everything the stack created
 	./scripts/stack.sh destroy $(STACK)
 
 bench: venv tools ## production server vs naive baseline under the same load
-	@echo "bench: not implemented yet" >&2; exit 1
+	PY=$(PY) ./scripts/bench.sh
 
 # loadgen by hand against the deployed stack (loadgen/README.md); the namespace comes from the
 # stack's outputs. `make drill LG_KILL=2`, `make verify-url` (needs the Service reachable,
