@@ -142,14 +142,16 @@ def haproxy_config(
     balance: str = "roundrobin",
     check: bool = False,
     redispatch: bool = True,
+    mode: str = "tcp",
 ) -> str:
-    """TCP-mode HAProxy: one frontend on loopback, servers as (name, port, weight)."""
+    """HAProxy (TCP mode unless told): one frontend on loopback, servers as (name, port,
+    weight)."""
     check_opt = " check inter 100ms fall 1 rise 1" if check else ""
     lines = [
         "global",
         "  maxconn 4000",
         "defaults",
-        "  mode tcp",
+        f"  mode {mode}",
         "  timeout connect 2s",
         "  timeout client 30s",
         "  timeout server 30s",
@@ -170,6 +172,7 @@ def haproxy(
     balance: str = "roundrobin",
     check: bool = False,
     redispatch: bool = True,
+    mode: str = "tcp",
 ) -> Iterator[str]:
     """Start HAProxy in the foreground (-db) with a config written for this test; yields
     its base URL."""
@@ -177,7 +180,7 @@ def haproxy(
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="lg-haproxy-") as tmp:
         cfg = Path(tmp) / "haproxy.cfg"
-        cfg.write_text(haproxy_config(port, servers, balance, check, redispatch))
+        cfg.write_text(haproxy_config(port, servers, balance, check, redispatch, mode))
         proc = subprocess.Popen(
             [binary, "-db", "-f", str(cfg)],
             stdout=subprocess.DEVNULL,

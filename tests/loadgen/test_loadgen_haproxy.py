@@ -153,3 +153,22 @@ def test_silent_server_exits_2_within_the_timeout() -> None:
     assert proc.returncode == 2, proc.stderr
     assert "timed out" in proc.stderr
     assert elapsed < 3 + 5  # the timeout plus interpreter start-up
+
+
+def test_l7_balancing_on_keepalive_connections_switches_to_requests(apps: list[App]) -> None:
+    """HTTP mode balances each request: responses on one connection come from several pods,
+    so connections are not the balanced unit and the verdict tests requests."""
+    with haproxy([(a.name, a.port, 1) for a in apps], mode="http") as url:
+        code, rep, err = _verify(url, "--requests", "300", "--concurrency", "5", "--keepalive")
+    assert code == 0, err
+    assert rep["distribution"]["unit"] == "request"
+    assert any("L7 balancing" in n for n in rep["notes"])
+
+
+def test_too_many_errors_is_could_not_verify(apps: list[App]) -> None:
+    servers = [(apps[0].name, apps[0].port, 1), ("dead", free_port(), 1)]
+    with haproxy(servers, redispatch=False) as url:
+        code, rep, err = _verify(url, "--requests", "200")
+    assert code == 2, err
+    assert rep["verdict"] == "unverifiable" and "too many errors" in rep["reason"]
+    assert 50 <= rep["errors"] <= 150
