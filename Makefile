@@ -45,8 +45,8 @@ scan: render ## checkov over the rendered manifests: 0 failed checks
 
 # scripts/stack.sh checks every prerequisite (pulumi, kubectl, a reachable cluster, Docker when
 # it must build) and says what is missing before it runs pulumi.
-up: venv ## pulumi up on the current kubeconfig context (minikube by default)
-	./scripts/stack.sh up $(STACK)
+up: venv policy-venv ## pulumi up on the current kubeconfig context (minikube by default), policy pack enforced
+	./scripts/stack.sh up $(STACK) --policy-pack policy
 
 # The policy pack (policy/) runs in its own virtualenv, named by policy/PulumiPolicy.yaml.
 policy/venv/.installed: policy/requirements.txt
