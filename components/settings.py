@@ -196,7 +196,7 @@ CONFIG_SPEC: dict[str, tuple[str, ConfigValue]] = {
     "loadgenKeepalive": ("boolean", True),
     "loadgenTimeoutSeconds": ("integer", 5),
     "verifyEnabled": ("boolean", True),
-    "verifySignificance": ("string", "0.001"),
+    "verifySignificance": ("string", "0.005"),
     "verifyTimeoutSeconds": ("integer", 300),
     "verifyFailOnImbalance": ("boolean", False),
 }
