@@ -130,7 +130,7 @@ def log_request(pod: str, method: str, path: str, status: int, duration_ms: floa
     record = {
         "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "pod": pod,
-        "method": method,
+        "method": method[:32],
         "path": path[:MAX_LOGGED_PATH],
         "status": status,
         "duration_ms": round(duration_ms, 3),

@@ -84,6 +84,7 @@ def build_server(settings: Settings) -> DrainingServer:
         address=settings.host,
         port=settings.port,
         interface=Interfaces.WSGI,
+        websockets=False,
         workers=settings.workers,
         blocking_threads=settings.threads,
         backlog=2048,
