@@ -44,6 +44,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     metrics = Metrics(settings.pod_name)
     app.extensions["articles.metrics"] = metrics
     app.wsgi_app = ObservabilityMiddleware(  # type: ignore[method-assign]
-        FastPages(app.wsgi_app, cached_pages(app, pages)), metrics, settings.pod_name
+        FastPages(app.wsgi_app, cached_pages(app, pages)),
+        metrics,
+        settings.pod_name,
+        app.config["DRAIN_FLAG"],
     )
     return app

@@ -23,6 +23,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from .lifecycle import DrainFlag
+
 # The environ key where the Flask layer records the matched URL rule for the label.
 ROUTE_KEY = "articles.route"
 UNMATCHED = "<unmatched>"
@@ -139,20 +141,26 @@ def log_request(pod: str, method: str, path: str, status: int, duration_ms: floa
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: WSGIApp, metrics: Metrics, pod: str) -> None:
+    def __init__(self, app: WSGIApp, metrics: Metrics, pod: str, drain: DrainFlag) -> None:
         self.app = app
         self.metrics = metrics
         self.served_by = ("X-Served-By", pod)
         self.pod = pod
+        self.drain = drain
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         start = time.perf_counter()
         status_holder = [500]
         served_by = self.served_by
+        drain = self.drain
 
         def _start_response(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
             status_holder[0] = int(status[:3])
             headers.append(served_by)
+            if drain.is_set():
+                # Kept-alive clients (kube-proxy keeps their connections on this pod) are
+                # told to reconnect, so they land on a pod that is not going away.
+                headers.append(("Connection", "close"))
             return start_response(status, headers, *exc)
 
         self.metrics.in_flight.inc()

@@ -93,6 +93,13 @@ def test_healthz_and_readyz(client, drain) -> None:
     assert client.get("/article/1").status_code == 200
 
 
+def test_draining_asks_clients_to_reconnect(client, drain) -> None:
+    assert "Connection" not in client.get("/article/1").headers
+    drain.set()
+    for path in ("/article/1", "/", "/nope", "/readyz"):
+        assert client.get(path).headers["Connection"] == "close"
+
+
 def test_pod_name_falls_back_to_hostname() -> None:
     import socket
 

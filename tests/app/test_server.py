@@ -120,12 +120,12 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
         stop_new = threading.Event()  # set once /readyz says 503: stop sending new requests
         lock = threading.Lock()
         started = completed = 0
-        served_while_draining = 0
+        served_while_draining = told_to_reconnect = 0
         failures: list[str] = []
         t_term = t_unready = t_refused = 0.0
 
         def load_client(i: int) -> None:
-            nonlocal started, completed, served_while_draining
+            nonlocal started, completed, served_while_draining, told_to_reconnect
             conn = http.client.HTTPConnection(HOST, server.port, timeout=20)
             try:
                 for n in range(100_000):  # bounded; stops at readiness or deadline
@@ -138,6 +138,9 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
                         resp = conn.getresponse()
                         resp.read()
                         ok = resp.status == 200
+                        if resp.getheader("Connection") == "close":
+                            with lock:
+                                told_to_reconnect += 1
                     except (OSError, http.client.HTTPException) as e:
                         ok = False
                         resp = None
@@ -213,6 +216,8 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
     assert started == completed and completed > 100
     assert t_unready and t_unready - t_term < 1.0, "readiness must fail promptly on SIGTERM"
     assert served_while_draining > 0, "pages must keep being served during the drain"
+    # Answers during the drain close kept-alive connections (clients reconnect elsewhere).
+    assert 0 < told_to_reconnect <= served_while_draining
     assert t_refused - t_term >= drain_s - 0.1, "listener closed before the drain ended"
     timeline = {
         "unready": t_unready - t_term,
