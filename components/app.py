@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels
+from components.pod_security import container_security_context, pod_security_context
 from components.settings import AppSettings, AutoscalingSettings
 
 TYPE_TOKEN = "selfheal-lb:app:ArticleApp"
@@ -290,16 +291,7 @@ class ArticleApp(pulumi.ComponentResource):
             "liveness_probe": _http_probe("/healthz", period=10, timeout=2, failures=3),
             # /readyz turns false as soon as the app starts draining on SIGTERM.
             "readiness_probe": _http_probe("/readyz", period=3, timeout=2, failures=2),
-            "security_context": {
-                "run_as_non_root": True,
-                "run_as_user": RUN_AS_ID,
-                "run_as_group": RUN_AS_ID,
-                "allow_privilege_escalation": False,
-                "privileged": False,
-                "read_only_root_filesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-                "seccomp_profile": {"type": "RuntimeDefault"},
-            },
+            "security_context": container_security_context(RUN_AS_ID),
             "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
         }
         if s.drain_seconds > 0:
@@ -326,13 +318,7 @@ class ArticleApp(pulumi.ComponentResource):
                     "automount_service_account_token": False,
                     "enable_service_links": False,
                     "termination_grace_period_seconds": s.termination_grace_seconds,
-                    "security_context": {
-                        "run_as_non_root": True,
-                        "run_as_user": RUN_AS_ID,
-                        "run_as_group": RUN_AS_ID,
-                        "fs_group": RUN_AS_ID,
-                        "seccomp_profile": {"type": "RuntimeDefault"},
-                    },
+                    "security_context": pod_security_context(RUN_AS_ID, fs_group=True),
                     "topology_spread_constraints": [
                         {
                             "max_skew": 1,

@@ -26,6 +26,7 @@ import pulumi_kubernetes as k8s
 
 from components import labels
 from components.app import CONTAINER_PORT as APP_PORT
+from components.pod_security import container_security_context, pod_security_context
 from components.settings import LoadSettings
 
 TYPE_TOKEN = "selfheal-lb:loadgen:LoadGenerator"
@@ -217,16 +218,7 @@ class LoadGenerator(pulumi.ComponentResource):
             "command": [FORTIO_BINARY],
             "args": url.apply(lambda u: fortio_args(load, u)),
             "resources": RESOURCES,
-            "security_context": {
-                "run_as_non_root": True,
-                "run_as_user": RUN_AS_ID,
-                "run_as_group": RUN_AS_ID,
-                "allow_privilege_escalation": False,
-                "privileged": False,
-                "read_only_root_filesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-                "seccomp_profile": {"type": "RuntimeDefault"},
-            },
+            "security_context": container_security_context(RUN_AS_ID),
             "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
         }
         if load.mode == "continuous":
@@ -240,12 +232,7 @@ class LoadGenerator(pulumi.ComponentResource):
                 "automount_service_account_token": False,
                 "enable_service_links": False,
                 "termination_grace_period_seconds": 5,
-                "security_context": {
-                    "run_as_non_root": True,
-                    "run_as_user": RUN_AS_ID,
-                    "run_as_group": RUN_AS_ID,
-                    "seccomp_profile": {"type": "RuntimeDefault"},
-                },
+                "security_context": pod_security_context(RUN_AS_ID),
                 "containers": [container],
                 "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "16Mi"}}],
             },
