@@ -15,7 +15,7 @@ from components.loadgen import LoadGenerator, LoadGeneratorArgs
 from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.outputs import external_ip_note, skipped_report, url
 from components.settings import ConfigError, load_settings, present_config_keys
-from components.verification import LoadVerification, LoadVerificationArgs, job_rerun_stamp
+from components.verification import LoadVerification, LoadVerificationArgs
 
 PROJECT_DIR = Path(__file__).resolve().parent
 # Exit code with which Pulumi's language host reports "error already shown": no traceback, and
@@ -72,8 +72,6 @@ app = ArticleApp(
 )
 
 verification = None
-baseline: list[pulumi.Resource] = []
-load_opts = k8s_opts
 if s.verify.enabled:
     # Re-run the check, and with it the load, when the app or the load changes.
     triggers = [image.image_ref, s.app.replicas, repr(s.load)]
@@ -91,10 +89,6 @@ if s.verify.enabled:
         # The baseline is read once the app's pods are ready (and metrics-server serves).
         pulumi.ResourceOptions(depends_on=[app] + ([metrics] if metrics else [])),
     )
-    baseline = [verification.snapshot]
-    load_opts = pulumi.ResourceOptions.merge(
-        k8s_opts, pulumi.ResourceOptions(transformations=[job_rerun_stamp(triggers)])
-    )
 
 load = None
 if s.load.mode != "off":
@@ -108,10 +102,12 @@ if s.load.mode != "off":
             ),
             instance=s.stack,
             app_pod_labels=app.pod_labels,
-            depends_on=baseline,  # the load starts after the verification's baseline
             network_policy=s.app.network_policy,
+            # The load starts after the verification's baseline, and runs again with it.
+            depends_on=[verification.snapshot] if verification else [],
+            run_stamp=verification.run_stamp if verification else None,
         ),
-        load_opts,
+        k8s_opts,
     )
 
 if verification is not None and load is not None and load.job is not None:

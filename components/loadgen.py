@@ -45,6 +45,7 @@ JOB_START_ALLOWANCE_SECONDS = 180
 # A failed fortio pod (e.g. the first request hit a DNS hiccup) may be retried this often.
 JOB_BACKOFF_LIMIT = 2
 KUBE_DNS_NAMESPACE = "kube-system"
+RUN_ANNOTATION = "selfheal-lb/verification-run"  # carries LoadGeneratorArgs.run_stamp
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class LoadGeneratorArgs:
     app_pod_labels: dict[str, str]
     # Created before the load starts (the verification's baseline snapshot).
     depends_on: Sequence[pulumi.Resource] = ()
+    # A value that, when it changes, makes the Job run again (the verification's run stamp):
+    # it is an annotation on the Job's immutable pod template, so a new one replaces the Job.
+    run_stamp: pulumi.Input[str] | None = None
     network_policy: bool = True
 
 
@@ -177,6 +181,8 @@ class LoadGenerator(pulumi.ComponentResource):
             # its egress rule cannot even resolve the Service name.
             depends_on = [*args.depends_on, *([self.network_policy] if self.network_policy else [])]
             pod_template = self._pod_template(load, self.url)
+            if args.run_stamp is not None:
+                pod_template["metadata"]["annotations"] = {RUN_ANNOTATION: args.run_stamp}
             if load.mode == "job":
                 self.job = self._job(name, args, object_labels, pod_template, depends_on)
                 self.job_name = self.job.metadata.apply(lambda m: m.name)

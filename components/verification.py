@@ -43,10 +43,6 @@ PYTHON = (
     'PY=python3; if [ -x venv/bin/python ]; then PY=venv/bin/python; fi; exec "$PY"'
 )
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-JOB_TYPE = "kubernetes:batch/v1:Job"
-# On the fortio Job's pod template: a Job's template is immutable, so a new value replaces the
-# Job, i.e. the load runs again whenever the check must (see job_rerun_stamp).
-RUN_ANNOTATION = "selfheal-lb/verification-run"
 
 
 @dataclass(frozen=True)
@@ -138,41 +134,14 @@ def run_stamp(values: Sequence[Any]) -> str:
     return hashlib.sha256(json.dumps(list(values), default=str).encode()).hexdigest()[:16]
 
 
-def job_rerun_stamp(triggers: Sequence[pulumi.Input[Any]]) -> pulumi.ResourceTransformation:
-    """A transformation for the load generator: stamps its Job's pod template with the triggers.
-
-    The verification re-runs when its triggers change (say, a new image); the fortio Job must
-    then run again too, or the check would read the old run's results. Changing the stamp
-    changes the Job's immutable template, so pulumi-kubernetes replaces the Job. Applied through
-    the component's options, it reaches the Job without the load generator knowing about it.
-    """
-    stamp = pulumi.Output.all(*triggers).apply(run_stamp)
-
-    def transform(args: pulumi.ResourceTransformationArgs):
-        if args.type_ != JOB_TYPE:
-            return None
-        props = dict(args.props)
-        spec = props.get("spec")
-        if not isinstance(spec, dict):
-            # Fail loudly (and in the tests) rather than silently never re-running the load.
-            raise TypeError("job_rerun_stamp expects the Job's spec as a dict")
-        template = dict(spec.get("template") or {})
-        metadata = dict(template.get("metadata") or {})
-        annotations = dict(metadata.get("annotations") or {})
-        annotations[RUN_ANNOTATION] = stamp
-        metadata["annotations"] = annotations
-        template["metadata"] = metadata
-        props["spec"] = {**spec, "template": template}
-        return pulumi.ResourceTransformationResult(props, args.opts)
-
-    return transform
-
-
 class LoadVerification(pulumi.ComponentResource):
     """Create it before the load generator (it takes the baseline), then call `after_load`."""
 
     snapshot: local.Command
     verify: local.Command | None
+    # Changes whenever the triggers do: the load generator stamps its Job with it, so the
+    # load runs again whenever the check must (or the check would read the old run's logs).
+    run_stamp: pulumi.Output[str]
     report: pulumi.Output[dict[str, Any]]
     load_test: pulumi.Output[dict[str, Any]]
 
@@ -183,6 +152,7 @@ class LoadVerification(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self.verify = None
+        self.run_stamp = pulumi.Output.all(*args.triggers).apply(run_stamp)
         self.snapshot = local.Command(
             f"{name}-snapshot",
             create=snapshot_command(args),

@@ -96,7 +96,8 @@ def test_summary_lists_image_chart_and_commands(rendered):
     assert image["imageName"].startswith("selfheal-lb/articles:") and image["skipPush"] is True
     (chart,) = summary["charts"]
     assert chart["chart"] == "metrics-server" and chart["namespace"] == "kube-system"
-    assert chart["values"] == {"args": ["--kubelet-insecure-tls"]}
+    assert chart["values"]["args"] == ["--kubelet-insecure-tls"]
+    assert set(chart["values"]["resources"]) == {"requests", "limits"}
     commands = {c["name"]: c["create"] for c in summary["commands"]}
     assert set(commands) == {"verification-snapshot", "verification-verify"}
     assert "-m loadgen verify --in-cluster" in commands["verification-verify"]

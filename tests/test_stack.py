@@ -11,6 +11,7 @@ import pytest
 from stack_fixtures import dev_config
 
 from components import offline
+from components.loadgen import RUN_ANNOTATION
 from components.settings import CONFIG_SPEC
 
 OUR_TYPES = "selfheal-lb:"
@@ -142,7 +143,7 @@ def test_a_new_image_reruns_baseline_load_and_check(dev_run):
     other = offline.run_program(dev_config(imageRef="ghcr.io/me/articles:v2"), stack="dev")
     for name in ("verification-snapshot", "verification-verify"):
         assert other.named(name).inputs["triggers"] != dev_run.named(name).inputs["triggers"]
-    stamp = "selfheal-lb/verification-run"
+    stamp = RUN_ANNOTATION
 
     def job_stamp(run):
         return run.one(JOB).inputs["spec"]["template"]["metadata"]["annotations"][stamp]
