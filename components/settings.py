@@ -1,7 +1,6 @@
 """Typed stack settings: the one place where `pulumi.Config` is read and validated.
 
-The config keys (CONFIG_KEYS) are listed in docs/CONFIG_KEYS.md; the team's working rules
-(COMMON_RULES) in docs/COMMON_RULES.md.
+Every key is declared in Pulumi.yaml (and tabled in the README); tests keep the three in step.
 
 Components receive these frozen dataclasses and never read config themselves.
 `load_settings()` turns the stack's config into a `Settings`, or raises `ConfigError`
