@@ -217,3 +217,32 @@ def run_cli(
         timeout=timeout,
         env=full_env,
     )
+
+
+def run_fortio(
+    url: str, *, connections: int = 30, requests: int = 600
+) -> subprocess.CompletedProcess[str]:
+    """The real fortio binary, flags as the stack's Job passes them; stdout and stderr merged,
+    as they are in a pod's log."""
+    return subprocess.run(
+        [
+            str(FORTIO),
+            "load",
+            "-json",
+            "-",
+            "-quiet",
+            "-c",
+            str(connections),
+            "-n",
+            str(requests),
+            "-qps",
+            "0",
+            "-timeout",
+            "5s",
+            url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+    )

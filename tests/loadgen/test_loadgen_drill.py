@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from fake_kube import FakeKube, Pod, running, write_kubeconfig
+from fake_kube import FakeKube, Pod
 from lg_procs import App, app_servers, free_port, haproxy, run_cli
 
 pytestmark = pytest.mark.slow
@@ -23,17 +22,6 @@ CANNED = 'articles_http_requests_total{pod="x",route="/article1"} 1.0\n'
 def apps() -> Iterator[list[App]]:
     with app_servers(["d-a", "d-b", "d-c"]) as started:
         yield started
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeKube]:
-    with running(FakeKube(namespace=NS)) as f:
-        yield f
-
-
-@pytest.fixture
-def kubeconfig(tmp_path: Path, fake: FakeKube) -> str:
-    return write_kubeconfig(str(tmp_path / "config"), fake.url, fake.token)
 
 
 def drill(kubeconfig: str, *args: str) -> tuple[int, dict, str]:

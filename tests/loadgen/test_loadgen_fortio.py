@@ -4,14 +4,13 @@ on loopback with its output parsed by the same code that parses the load-generat
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lg_procs import FORTIO, RANDOM_WEIGHT, app_servers, haproxy
+from lg_procs import FORTIO, RANDOM_WEIGHT, app_servers, haproxy, run_fortio
 
 from loadgen import fortio, prom
 from loadgen.verdict import decide
@@ -108,28 +107,7 @@ def test_real_fortio_through_haproxy_counts_and_verdict() -> None:
             return out
 
         before = served()
-        proc = subprocess.run(
-            [
-                str(FORTIO),
-                "load",
-                "-json",
-                "-",
-                "-quiet",
-                "-c",
-                "30",
-                "-n",
-                "600",
-                "-qps",
-                "0",
-                "-timeout",
-                "5s",
-                url + "/article1",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=60,
-        )
+        proc = run_fortio(url + "/article1")
         after = served()
     assert proc.returncode == 0, proc.stdout[-500:]
     s = fortio.summarize(fortio.extract_result(proc.stdout))

@@ -12,8 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_kube import FakeKube, Pod, running, write_kubeconfig
-from lg_procs import FORTIO, RANDOM_WEIGHT, App, app_servers, free_port, haproxy, run_cli
+from fake_kube import FakeKube, Pod, write_kubeconfig
+from lg_procs import (
+    FORTIO,
+    RANDOM_WEIGHT,
+    App,
+    app_servers,
+    free_port,
+    haproxy,
+    run_cli,
+    run_fortio,
+)
 
 from loadgen.http_load import run_load
 
@@ -40,17 +49,6 @@ def metrics(pod: str, served: int, probes: int = 40) -> str:
 def apps() -> Iterator[list[App]]:
     with app_servers(["k-a", "k-b", "k-c"]) as started:
         yield started
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeKube]:
-    with running(FakeKube(namespace=NS)) as f:
-        yield f
-
-
-@pytest.fixture
-def kubeconfig(tmp_path: Path, fake: FakeKube) -> str:
-    return write_kubeconfig(str(tmp_path / "config"), fake.url, fake.token)
 
 
 def cli(
@@ -86,28 +84,7 @@ def test_stack_flow_snapshot_fortio_verify_with_real_apps(
     assert baseline["kind"] == "loadgen-snapshot" and len(baseline["pods"]) == 3
 
     with haproxy([(a.name, a.port, RANDOM_WEIGHT) for a in apps], balance="random(1)") as url:
-        run = subprocess.run(
-            [
-                str(FORTIO),
-                "load",
-                "-json",
-                "-",
-                "-quiet",
-                "-c",
-                "30",
-                "-n",
-                "600",
-                "-qps",
-                "0",
-                "-timeout",
-                "5s",
-                url + "/article1",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=60,
-        )
+        run = run_fortio(url + "/article1")
     assert run.returncode == 0
     fake.add_pod(job_pod(run.stdout))
     fake.requests.clear()
