@@ -58,6 +58,11 @@ def cli(
     return run_cli(list(args), stdin=stdin, timeout=timeout, env={"KUBECONFIG": kubeconfig})
 
 
+def verify_in_cluster(kubeconfig: str, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    """`verify --in-cluster` on the test namespace and the app selector (short flags)."""
+    return cli(kubeconfig, "verify", "--in-cluster", "-n", NS, "-l", SEL, *args, **kwargs)
+
+
 def job_pod(log: str, finish_after: float = 0.0) -> Pod:
     return Pod(
         f"{JOB}-x7k2p",
@@ -175,14 +180,8 @@ def test_baseline_is_subtracted(fake: FakeKube, kubeconfig: str, tmp_path: Path)
     }
     path = tmp_path / "base.json"
     path.write_text(json.dumps(base))
-    proc = cli(
+    proc = verify_in_cluster(
         kubeconfig,
-        "verify",
-        "--in-cluster",
-        "-n",
-        NS,
-        "-l",
-        SEL,
         "--no-keepalive",
         "--baseline",
         str(path),
@@ -198,14 +197,8 @@ def test_missing_pod_with_expect_3_exit_1(fake: FakeKube, kubeconfig: str) -> No
     fake.add_deployment(
         "articles", APP_LABELS, metrics_texts=[metrics("a", 500), metrics("b", 500)]
     )
-    proc = cli(
+    proc = verify_in_cluster(
         kubeconfig,
-        "verify",
-        "--in-cluster",
-        "-n",
-        NS,
-        "-l",
-        SEL,
         "--no-keepalive",
         "--expect-pods",
         "3",
@@ -224,14 +217,8 @@ def test_verify_waits_for_running_fortio_and_samples_meanwhile(
     )
     fake.add_pod(job_pod(FIXTURE, finish_after=2.5))
     start = time.monotonic()
-    proc = cli(
+    proc = verify_in_cluster(
         kubeconfig,
-        "verify",
-        "--in-cluster",
-        "-n",
-        NS,
-        "-l",
-        SEL,
         "--loadgen-selector",
         JOB_SEL,
         "--expect-pods",
@@ -259,14 +246,8 @@ def test_metrics_api_absent_is_reported_and_the_verdict_stands(
         metrics_texts=[metrics("a", 100), metrics("b", 100), metrics("c", 100)],
     )
     fake.add_pod(job_pod(FIXTURE))
-    proc = cli(
+    proc = verify_in_cluster(
         kubeconfig,
-        "verify",
-        "--in-cluster",
-        "-n",
-        NS,
-        "-l",
-        SEL,
         "--loadgen-selector",
         JOB_SEL,
         "--json",
@@ -353,14 +334,8 @@ def test_kubeconfig_problems_exit_2(fake: FakeKube, kubeconfig: str, tmp_path: P
 
 
 def test_no_pods_exit_2(fake: FakeKube, kubeconfig: str) -> None:
-    proc = cli(
+    proc = verify_in_cluster(
         kubeconfig,
-        "verify",
-        "--in-cluster",
-        "-n",
-        NS,
-        "-l",
-        SEL,
         "--no-keepalive",
         "--timeout",
         "5",
@@ -462,14 +437,8 @@ def test_window_mode_counts_a_running_load(
         )
         load.start()
         try:
-            proc = cli(
+            proc = verify_in_cluster(
                 kubeconfig,
-                "verify",
-                "--in-cluster",
-                "-n",
-                NS,
-                "-l",
-                SEL,
                 "--window",
                 "3",
                 "--no-keepalive",
@@ -535,14 +504,8 @@ def test_pod_that_joined_after_the_baseline_with_no_traffic_is_not_counted(
     }
     path = tmp_path / "base.json"
     path.write_text(json.dumps(base))
-    proc = cli(
+    proc = verify_in_cluster(
         kubeconfig,
-        "verify",
-        "--in-cluster",
-        "-n",
-        NS,
-        "-l",
-        SEL,
         "--no-keepalive",
         "--baseline",
         str(path),
@@ -560,14 +523,8 @@ def test_pod_that_joined_after_the_baseline_with_no_traffic_is_not_counted(
 
 def test_bad_baseline_still_prints_a_json_report(fake: FakeKube, kubeconfig: str) -> None:
     """If `snapshot` failed, the stack pipes nothing: verify says why, as JSON and on stderr."""
-    proc = cli(
+    proc = verify_in_cluster(
         kubeconfig,
-        "verify",
-        "--in-cluster",
-        "-n",
-        NS,
-        "-l",
-        SEL,
         "--baseline",
         "-",
         "--json",
