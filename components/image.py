@@ -12,8 +12,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import shlex
+
 import pulumi
 import pulumi_docker as docker
+from pulumi_command import local
 
 from components.settings import ImageSettings
 
@@ -125,6 +128,7 @@ class ArticleImage(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         s = args.settings
         self.image = None
+        self.load: local.Command | None = None
         if s.prebuilt_ref:
             self.image_ref = pulumi.Output.from_input(s.prebuilt_ref)
         else:
@@ -146,6 +150,7 @@ class ArticleImage(pulumi.ComponentResource):
                     # inputs are the same on every machine and previews show no spurious diff.
                     context=s.context_dir,
                     dockerfile=f"{s.context_dir}/Dockerfile",
+                    args={"BASE_IMAGE": s.base_image} if s.base_image else None,
                 ),
                 skip_push=not s.push,
                 registry=registry,
@@ -153,4 +158,21 @@ class ArticleImage(pulumi.ComponentResource):
             )
             # image_name carries the build as a dependency: the Deployment waits for it.
             self.image_ref = self.image.image_name
+            if s.load_command:
+                self.image_ref = self._load_into_nodes(name, s.load_command)
         self.register_outputs({"image_ref": self.image_ref})
+
+    def _load_into_nodes(self, name: str, command: str) -> pulumi.Output[str]:
+        """Runs the configured load command (kind load, minikube image load, …) with the image.
+
+        Re-runs whenever the reference changes (a new content hash); the returned reference
+        depends on the command, so the Deployment rolls only once the nodes have the image.
+        """
+        assert self.image is not None
+        self.load = local.Command(
+            f"{name}-load",
+            create=self.image.image_name.apply(lambda ref: f"{command} {shlex.quote(ref)}"),
+            triggers=[self.image.image_name],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return pulumi.Output.all(self.image.image_name, self.load.stdout).apply(lambda v: v[0])

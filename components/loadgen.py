@@ -33,7 +33,6 @@ TYPE_TOKEN = "selfheal-lb:loadgen:LoadGenerator"
 
 # Keep in step with FORTIO_VERSION in scripts/install-tools.sh (the binary the tests run).
 # Docker Hub tags carry no "v".
-FORTIO_IMAGE = "fortio/fortio:1.68.2"
 FORTIO_BINARY = "/usr/bin/fortio"  # the image's ENTRYPOINT; named so `args` stay readable
 RUN_AS_ID = 10001  # the image is FROM scratch: any numeric non-root id works
 RESOURCES = {
@@ -219,7 +218,7 @@ class LoadGenerator(pulumi.ComponentResource):
     def _pod_template(self, load: LoadSettings, url: pulumi.Output[str]) -> dict[str, Any]:
         container: dict[str, Any] = {
             "name": "fortio",
-            "image": FORTIO_IMAGE,
+            "image": load.image,
             "image_pull_policy": "IfNotPresent",
             "command": [FORTIO_BINARY],
             "args": url.apply(lambda u: fortio_args(load, u)),

@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FORTIO_VERSION="${FORTIO_VERSION:-v1.68.2}"   # newer releases need grol.io, which the Go proxy here refuses; keep in step with the fortio image tag in components/
+# One pin for fortio (the tests' binary, the local cluster's image, loadgenImage's default):
+# cluster/versions.env. Newer releases need grol.io, which the Go proxy here refuses.
+FORTIO_VERSION="$(sed -n 's/^FORTIO_VERSION=//p' cluster/versions.env)"
 TOOLS_BIN="$PWD/.tools/bin"
 mkdir -p "$TOOLS_BIN"
 

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components import labels
 from components.loadgen import (
-    FORTIO_IMAGE,
     JOB_START_ALLOWANCE_SECONDS,
     TYPE_TOKEN,
     fortio_args,
@@ -45,6 +45,7 @@ def load(**overrides) -> LoadSettings:
         "path": "/article1",
         "keepalive": True,
         "timeout_seconds": 5,
+        "image": "fortio/fortio:1.68.2",
     }
     values.update(overrides)
     return LoadSettings(**values)
@@ -198,11 +199,18 @@ def test_job_pods_have_no_probes(run_loadgen):
     assert not {"livenessProbe", "readinessProbe", "startupProbe"} & set(container)
 
 
-def test_image_tag_matches_the_fortio_the_tests_install():
-    script = (ROOT / "scripts" / "install-tools.sh").read_text()
-    version = re.search(r'FORTIO_VERSION="\$\{FORTIO_VERSION:-v([0-9.]+)\}"', script)
-    assert version, "FORTIO_VERSION not found in scripts/install-tools.sh"
-    assert f"fortio/fortio:{version.group(1)}" == FORTIO_IMAGE
+def test_default_image_is_the_fortio_the_tests_and_the_local_cluster_build():
+    pins = (ROOT / "cluster" / "versions.env").read_text()
+    version = re.search(r"^FORTIO_VERSION=v([0-9.]+)$", pins, re.M)
+    assert version, "FORTIO_VERSION not found in cluster/versions.env"
+    default = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["loadgenImage"]["default"]
+    assert default == f"fortio/fortio:{version.group(1)}"
+
+
+def test_configured_image_is_the_one_the_pods_run(run_loadgen):
+    image = "mirror.example/fortio/fortio:1.68.2"
+    container = fortio_container(run_loadgen(load={"image": image}).one("Job"))
+    assert container["image"] == image
 
 
 # --- the target URL ------------------------------------------------------------------------
