@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
-
-import shlex
 
 import pulumi
 import pulumi_docker as docker

@@ -203,7 +203,8 @@ def test_default_image_is_the_fortio_the_tests_and_the_local_cluster_build():
     pins = (ROOT / "cluster" / "versions.env").read_text()
     version = re.search(r"^FORTIO_VERSION=v([0-9.]+)$", pins, re.M)
     assert version, "FORTIO_VERSION not found in cluster/versions.env"
-    default = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["loadgenImage"]["default"]
+    config = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    default = config["loadgenImage"]["default"]
     assert default == f"fortio/fortio:{version.group(1)}"
 
 
