@@ -4,7 +4,7 @@
 #   Kubernetes (apiserver, controller-manager, scheduler, kubelet, kube-proxy, kubectl) through
 #   the wrapper module build/kubernetes, etcd through build/etcd, the sandbox's pause from
 #   build/pause, CoreDNS and metrics-server with `go install`, kube-router (NetworkPolicy
-#   engine) through build/kube-router.
+#   engine) through build/kube-router, fortio (static, for its image) with `go install`.
 # A binary is rebuilt only when its stamp (version + wrapper go.mod/go.sum) changes, so a second
 # run takes seconds and a fresh clone reuses the cache. The Go build cache makes a rebuild of
 # one binary after a bump cheap too.
@@ -72,4 +72,5 @@ go_install() {  # go_install NAME MODULE/PKG@VERSION
 }
 go_install coredns "github.com/coredns/coredns@$COREDNS_VERSION"
 go_install metrics-server "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+go_install fortio "fortio.org/fortio@$FORTIO_VERSION"  # static, for its image FROM scratch
 log "binaries ready in $SLB_BIN"

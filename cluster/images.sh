@@ -3,8 +3,7 @@
 # into containerd's k8s.io namespace (what `kind load docker-image` or `minikube image load`
 # do for their nodes).
 #   images.sh system        pause, CoreDNS, metrics-server, fortio: each a static binary from
-#                           cluster/build.sh (fortio from scripts/install-tools.sh) in an image
-#                           FROM scratch
+#                           cluster/build.sh in an image FROM scratch
 #   images.sh load REF...   copy images from the local Docker engine into the node
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -48,11 +47,10 @@ DOCKERFILE
 case "${1:-}" in
   system)
     docker_up
-    "$CLUSTER_DIR/../scripts/install-tools.sh" >/dev/null
     scratch_image "$PAUSE_IMAGE" "$SLB_BIN/pause"
     scratch_image "$COREDNS_IMAGE" "$SLB_BIN/coredns"
     scratch_image "$METRICS_SERVER_IMAGE" "$SLB_BIN/metrics-server"
-    scratch_image "$FORTIO_IMAGE" "$CLUSTER_DIR/../.tools/bin/fortio"
+    scratch_image "$FORTIO_IMAGE" "$SLB_BIN/fortio"
     load "$PAUSE_IMAGE" "$COREDNS_IMAGE" "$METRICS_SERVER_IMAGE" "$FORTIO_IMAGE"
     ;;
   load)

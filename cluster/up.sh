@@ -150,12 +150,11 @@ alive_or_die kubelet
 alive_or_die kube-proxy
 step "node Ready"
 
+# --- addons (and the permissions of the agents below) ----------------------------------------
+"$CLUSTER_DIR/addons.sh"
 start kube-router "$SLB_BIN/kube-router" --kubeconfig "$SLB_STATE/kube-router.kubeconfig" \
   --hostname-override "$NODE_NAME" --run-firewall=true --run-router=false \
   --run-service-proxy=false --run-loadbalancer=false --metrics-port 0 --health-port 20244
-
-# --- addons ----------------------------------------------------------------------------------
-"$CLUSTER_DIR/addons.sh"
 start lb-status "$SLB_CACHE/venv/bin/python" "$CLUSTER_DIR/lb_status.py" \
   --kubeconfig "$SLB_STATE/lb-status.kubeconfig" --pool "$LB_POOL_CIDR"
 wait_for 120 "CoreDNS ready" kc -n kube-system rollout status deploy/coredns --timeout=2s

@@ -41,6 +41,11 @@ RESOURCES = {
 }
 # Pod scheduling and the image pull count against activeDeadlineSeconds too.
 JOB_START_ALLOWANCE_SECONDS = 180
+# Before a Job pod's load starts, wait (bounded) until the target answers once: a NetworkPolicy
+# engine may admit a new pod's address only some time after the pod starts (kube-router's sync
+# on the local cluster took about a second: the first calls were refused), and those calls
+# would count as errors of the load. Found on the real cluster (make e2e).
+WAIT_FOR_TARGET_SECONDS = 30
 # A failed fortio pod (e.g. the first request hit a DNS hiccup) may be retried this often.
 JOB_BACKOFF_LIMIT = 2
 KUBE_DNS_NAMESPACE = "kube-system"
@@ -73,7 +78,12 @@ def job_deadline_seconds(load: LoadSettings) -> int:
     """
     per_connection = math.ceil(load.requests / load.connections)
     paced = math.ceil(load.requests / load.qps) if load.qps > 0 else 0
-    return JOB_START_ALLOWANCE_SECONDS + per_connection * load.timeout_seconds + paced
+    return (
+        JOB_START_ALLOWANCE_SECONDS
+        + WAIT_FOR_TARGET_SECONDS
+        + per_connection * load.timeout_seconds
+        + paced
+    )
 
 
 def load_url(base_url: str, path: str) -> str:
@@ -117,6 +127,17 @@ def fortio_args(load: LoadSettings, url: str) -> list[str]:
             *keepalive, *timeout, url,
         ]  # fmt: skip
     raise ValueError(f"no fortio command for load mode {load.mode!r}")
+
+
+def wait_for_target_command(url: str) -> list[str]:
+    """Up to WAIT_FOR_TARGET_SECONDS of 4 calls a second, ending at the first 200 (-abort-on).
+
+    Exits 0 either way: if the target never answers, the load itself reports the errors.
+    """
+    return [
+        FORTIO_BINARY, "load", "-quiet", "-c", "1", "-qps", "4", "-t", f"{WAIT_FOR_TARGET_SECONDS}s",
+        "-allow-initial-errors", "-abort-on", "200", "-timeout", "2s", url,
+    ]  # fmt: skip
 
 
 def readiness_command(url: str) -> list[str]:
@@ -226,9 +247,19 @@ class LoadGenerator(pulumi.ComponentResource):
             "security_context": container_security_context(RUN_AS_ID),
             "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
         }
+        init_containers = []
         if load.mode == "continuous":
             container.update(continuous_probes(url))
-        # Job pods get no probes: they run to completion and nothing routes traffic to them.
+        else:
+            # Job pods get no probes: they run to completion and nothing routes traffic to them.
+            init_containers.append(
+                {
+                    **container,
+                    "name": "wait-for-target",
+                    "command": url.apply(wait_for_target_command),
+                    "args": [],
+                }
+            )
         return {
             "metadata": {"labels": self.pod_labels},
             "spec": {
@@ -238,6 +269,7 @@ class LoadGenerator(pulumi.ComponentResource):
                 "enable_service_links": False,
                 "termination_grace_period_seconds": 5,
                 "security_context": pod_security_context(RUN_AS_ID),
+                "init_containers": init_containers,
                 "containers": [container],
                 "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "16Mi"}}],
             },

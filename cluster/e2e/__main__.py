@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cluster.e2e", description=__doc__.split("\n")[0])
     parser.add_argument("--stack", default="local")
     parser.add_argument("--out", type=Path, default=PROJECT_DIR / "build" / "e2e")
+    parser.add_argument("--keep-on-failure", action="store_true",
+                        help="leave the stack deployed when a step fails (to look at it)")
     args = parser.parse_args(argv)
     if not KUBECONFIG.exists() or not KUBECTL.exists():
         say("e2e: no local cluster: run 'make cluster' first")
@@ -74,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     try:
         timed("base image", lambda: subprocess.run(
-            [str(PROJECT_DIR / "scripts" / "docker-base.sh")], capture_output=True, text=True,
-            check=True).stdout.strip())
+            [str(PROJECT_DIR / "scripts" / "docker-base.sh"), "--wheels",
+             str(PROJECT_DIR / "app" / "requirements.txt")], capture_output=True, text=True,
+            check=True, env={**os.environ, "PYTHON": sys.executable}).stdout.strip())
         t_apply = time.monotonic()
         say("e2e: deploying (the program's resources in dependency order):")
         d.up(ordered(run))
@@ -105,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     except (DeployError, checks.CheckFailed, subprocess.CalledProcessError) as err:
         say(f"e2e: FAILED: {err}")
         results["failure"] = str(err)
+        _diagnose(d, namespace, args.out / "diagnostics.txt")
+        if args.keep_on_failure:
+            say(f"e2e: left deployed in namespace {namespace} (--keep-on-failure)")
+            write_report(args.out / "e2e.json", results)
+            return 1
         _teardown(d, namespace, results)
         write_report(args.out / "e2e.json", results)
         return 1
@@ -114,6 +122,25 @@ def main(argv: list[str] | None = None) -> int:
     say(f"e2e: {'passed' if ok else 'FAILED'} in {results['total_s']} s "
         f"(report in {args.out / 'e2e.json'})")
     return 0 if ok else 1
+
+
+def _diagnose(d: Deployer, namespace: str, path: Path) -> None:
+    """What a person would look at: the namespace's objects, events and failed pods' logs."""
+    parts = []
+    for args in (("get", "all,networkpolicy,hpa,pdb", "-o", "wide"),
+                 ("get", "events", "--sort-by=.lastTimestamp")):
+        parts.append(d.kc(*args, "-n", namespace, check=False, timeout=30).stdout)
+    pods = d.kc("get", "pods", "-n", namespace, "-o", "json", check=False, timeout=30).stdout
+    for pod in (json.loads(pods or "{}").get("items") or []):
+        name = pod["metadata"]["name"]
+        if pod.get("status", {}).get("phase") != "Running":
+            log = d.kc("logs", name, "-n", namespace, "--all-containers", "--tail=40",
+                       check=False, timeout=30)
+            parts.append(f"--- {name} ({pod['status'].get('phase')})\n{log.stdout}{log.stderr}")
+            say(f"e2e:   {name}: {(log.stdout or log.stderr).strip().splitlines()[-1:]}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts))
+    say(f"e2e: diagnostics in {path}")
 
 
 def _teardown(d: Deployer, namespace: str, results: dict[str, Any]) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from cluster.e2e.stack import Deployer, DeployError
+from loadgen.fortio import FortioParseError, extract_result
 
 
 class CheckFailed(AssertionError):
@@ -57,9 +58,16 @@ def fortio_without_errors(report: dict[str, Any], expected_total: int) -> str:
     return f"{fortio['total']} requests, 0 errors, {fortio.get('qps', 0):.0f} req/s"
 
 
+PROBE_SECONDS = 15
+
+
 def _probe_pod(name: str, namespace: str, labels: dict[str, str], image: str,
                url: str) -> dict[str, Any]:
-    """A pod that fetches `url` once with fortio's own client and exits (restricted PSA)."""
+    """A pod that tries `url` for up to PROBE_SECONDS, stopping at the first 200 (restricted PSA).
+
+    Not a single call: the policy engine admits a new pod's address a moment after it starts,
+    so a one-shot probe would fail for the wrong reason. fortio's JSON result is its log.
+    """
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -73,7 +81,9 @@ def _probe_pod(name: str, namespace: str, labels: dict[str, str], image: str,
                 "name": "probe",
                 "image": image,
                 "imagePullPolicy": "Never",
-                "command": ["/usr/bin/fortio", "curl", "-timeout", "3s", url],
+                "command": ["/usr/bin/fortio", "load", "-json", "-", "-quiet", "-c", "1",
+                            "-qps", "4", "-t", f"{PROBE_SECONDS}s", "-allow-initial-errors",
+                            "-abort-on", "200", "-timeout", "2s", url],
                 "securityContext": {"allowPrivilegeEscalation": False,
                                     "readOnlyRootFilesystem": True,
                                     "capabilities": {"drop": ["ALL"]}},
@@ -86,21 +96,18 @@ def _probe_pod(name: str, namespace: str, labels: dict[str, str], image: str,
 
 def probe(d: Deployer, name: str, namespace: str, labels: dict[str, str], image: str,
           url: str) -> bool:
-    """True when a pod with `labels` in `namespace` got an answer from `url`."""
+    """True when a pod with `labels` in `namespace` got a 200 from `url` within PROBE_SECONDS."""
     pod = _probe_pod(name, namespace, labels, image, url)
     d.kc("apply", "-f", "-", stdin=yaml.safe_dump(pod))
     try:
-        d.kc("wait", f"pod/{name}", "-n", namespace, "--timeout=60s",
-             "--for=jsonpath={.status.phase}=Succeeded", check=False, timeout=70)
-        phase = d.kc("get", f"pod/{name}", "-n", namespace, "-o",
-                     "jsonpath={.status.phase}").stdout
-        if phase not in ("Succeeded", "Failed"):
-            d.kc("wait", f"pod/{name}", "-n", namespace, "--timeout=30s",
-                 "--for=jsonpath={.status.phase}=Failed", check=False, timeout=40)
-            phase = d.kc("get", f"pod/{name}", "-n", namespace, "-o",
-                         "jsonpath={.status.phase}").stdout
-        require(phase in ("Succeeded", "Failed"), f"probe pod {name} never finished ({phase})")
-        return phase == "Succeeded"
+        d.kc("wait", f"pod/{name}", "-n", namespace, f"--timeout={PROBE_SECONDS + 45}s",
+             "--for=jsonpath={.status.phase}=Succeeded", check=False, timeout=PROBE_SECONDS + 55)
+        log = d.kc("logs", name, "-n", namespace, check=False).stdout
+        try:
+            codes = extract_result(log).get("RetCodes") or {}
+        except FortioParseError:
+            raise CheckFailed(f"probe pod {name} printed no result: {log.strip()[-200:]}") from None
+        return codes.get("200", 0) > 0
     finally:
         d.kc("delete", "pod", name, "-n", namespace, "--ignore-not-found", "--wait=false",
              check=False)
