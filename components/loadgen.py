@@ -135,8 +135,9 @@ def wait_for_target_command(url: str) -> list[str]:
     Exits 0 either way: if the target never answers, the load itself reports the errors.
     """
     return [
-        FORTIO_BINARY, "load", "-quiet", "-c", "1", "-qps", "4", "-t", f"{WAIT_FOR_TARGET_SECONDS}s",
-        "-allow-initial-errors", "-abort-on", "200", "-timeout", "2s", url,
+        FORTIO_BINARY, "load", "-quiet", "-c", "1", "-qps", "4",
+        "-t", f"{WAIT_FOR_TARGET_SECONDS}s", "-allow-initial-errors", "-abort-on", "200",
+        "-timeout", "2s", url,
     ]  # fmt: skip
 
 

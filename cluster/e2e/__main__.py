@@ -27,8 +27,10 @@ from cluster.e2e.stack import PROJECT_DIR, Deployer, DeployError, evaluate, orde
 from components import labels
 from components.settings import ConfigError
 
-CACHE = Path(os.environ.get("SELFHEAL_LB_CACHE")
-             or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "selfheal-lb")
+CACHE = Path(
+    os.environ.get("SELFHEAL_LB_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "selfheal-lb"
+)
 KUBECONFIG = CACHE / "cluster" / "kubeconfig"
 KUBECTL = CACHE / "cluster" / "bin" / "kubectl"
 
@@ -50,11 +52,16 @@ def verify_stdout(d: Deployer, run: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cluster.e2e", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cluster.e2e", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--stack", default="local")
     parser.add_argument("--out", type=Path, default=PROJECT_DIR / "build" / "e2e")
-    parser.add_argument("--keep-on-failure", action="store_true",
-                        help="leave the stack deployed when a step fails (to look at it)")
+    parser.add_argument(
+        "--keep-on-failure",
+        action="store_true",
+        help="leave the stack deployed when a step fails (to look at it)",
+    )
     args = parser.parse_args(argv)
     if not KUBECONFIG.exists() or not KUBECTL.exists():
         say("e2e: no local cluster: run 'make cluster' first")
@@ -75,10 +82,20 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"stack": args.stack}
     t_start = time.monotonic()
     try:
-        timed("base image", lambda: subprocess.run(
-            [str(PROJECT_DIR / "scripts" / "docker-base.sh"), "--wheels",
-             str(PROJECT_DIR / "app" / "requirements.txt")], capture_output=True, text=True,
-            check=True, env={**os.environ, "PYTHON": sys.executable}).stdout.strip())
+        timed(
+            "base image",
+            lambda: subprocess.run(
+                [
+                    str(PROJECT_DIR / "scripts" / "docker-base.sh"),
+                    "--wheels",
+                    str(PROJECT_DIR / "app" / "requirements.txt"),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "PYTHON": sys.executable},
+            ).stdout.strip(),
+        )
         t_apply = time.monotonic()
         say("e2e: deploying (the program's resources in dependency order):")
         d.up(ordered(run))
@@ -89,14 +106,33 @@ def main(argv: list[str] | None = None) -> int:
         timed("report", lambda: checks.report_is_balanced(report, replicas))
         total = run.named("loadgen-job").inputs["spec"]["parallelism"] * _fortio_requests(run)
         timed("fortio job", lambda: checks.fortio_without_errors(report, total))
-        pod_ip = d.kc("get", "pods", "-n", namespace, "-l", selector, "-o",
-                      "jsonpath={.items[0].status.podIP}").stdout
+        pod_ip = d.kc(
+            "get",
+            "pods",
+            "-n",
+            namespace,
+            "-l",
+            selector,
+            "-o",
+            "jsonpath={.items[0].status.podIP}",
+        ).stdout
         fortio_labels = labels.selector_labels(labels.LOADGEN_NAME, args.stack)
-        image = run.named("loadgen-job").inputs["spec"]["template"]["spec"]["containers"][0]["image"]
-        timed("network policies", lambda: checks.network_policies_enforced(
-            d, namespace, pod_ip, fortio_labels, image, f"{namespace}-e2e-outside"))
-        lb_ip = d.kc("get", "service", outputs["serviceName"], "-n", namespace, "-o",
-                     "jsonpath={.status.loadBalancer.ingress[0].ip}").stdout
+        image = _fortio_container(run)["image"]
+        timed(
+            "network policies",
+            lambda: checks.network_policies_enforced(
+                d, namespace, pod_ip, fortio_labels, image, f"{namespace}-e2e-outside"
+            ),
+        )
+        lb_ip = d.kc(
+            "get",
+            "service",
+            outputs["serviceName"],
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ).stdout
         url = f"http://{lb_ip}:{_service_port(run)}/article1"
 
         def run_drill() -> str:
@@ -119,23 +155,35 @@ def main(argv: list[str] | None = None) -> int:
     ok = _teardown(d, namespace, results)
     results["total_s"] = round(time.monotonic() - t_start, 1)
     write_report(args.out / "e2e.json", results)
-    say(f"e2e: {'passed' if ok else 'FAILED'} in {results['total_s']} s "
-        f"(report in {args.out / 'e2e.json'})")
+    say(
+        f"e2e: {'passed' if ok else 'FAILED'} in {results['total_s']} s "
+        f"(report in {args.out / 'e2e.json'})"
+    )
     return 0 if ok else 1
 
 
 def _diagnose(d: Deployer, namespace: str, path: Path) -> None:
     """What a person would look at: the namespace's objects, events and failed pods' logs."""
     parts = []
-    for args in (("get", "all,networkpolicy,hpa,pdb", "-o", "wide"),
-                 ("get", "events", "--sort-by=.lastTimestamp")):
+    for args in (
+        ("get", "all,networkpolicy,hpa,pdb", "-o", "wide"),
+        ("get", "events", "--sort-by=.lastTimestamp"),
+    ):
         parts.append(d.kc(*args, "-n", namespace, check=False, timeout=30).stdout)
     pods = d.kc("get", "pods", "-n", namespace, "-o", "json", check=False, timeout=30).stdout
-    for pod in (json.loads(pods or "{}").get("items") or []):
+    for pod in json.loads(pods or "{}").get("items") or []:
         name = pod["metadata"]["name"]
         if pod.get("status", {}).get("phase") != "Running":
-            log = d.kc("logs", name, "-n", namespace, "--all-containers", "--tail=40",
-                       check=False, timeout=30)
+            log = d.kc(
+                "logs",
+                name,
+                "-n",
+                namespace,
+                "--all-containers",
+                "--tail=40",
+                check=False,
+                timeout=30,
+            )
             parts.append(f"--- {name} ({pod['status'].get('phase')})\n{log.stdout}{log.stderr}")
             say(f"e2e:   {name}: {(log.stdout or log.stderr).strip().splitlines()[-1:]}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,8 +204,12 @@ def _teardown(d: Deployer, namespace: str, results: dict[str, Any]) -> bool:
     return True
 
 
+def _fortio_container(run: Any) -> dict[str, Any]:
+    return run.named("loadgen-job").inputs["spec"]["template"]["spec"]["containers"][0]
+
+
 def _fortio_requests(run: Any) -> int:
-    args = run.named("loadgen-job").inputs["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = _fortio_container(run)["args"]
     return int(args[args.index("-n") + 1])
 
 

@@ -57,8 +57,9 @@ def _fake_outputs(rec: offline.RecordedResource) -> Mapping[str, Any]:
 
 def evaluate(stack: str) -> offline.ProgramRun:
     """The program's resources for `stack`, as `pulumi up` would register them."""
-    return offline.run_program(offline.stack_config(stack), stack=stack, preview=False,
-                               fake_outputs=_fake_outputs)
+    return offline.run_program(
+        offline.stack_config(stack), stack=stack, preview=False, fake_outputs=_fake_outputs
+    )
 
 
 def ordered(run: offline.ProgramRun) -> list[offline.RecordedResource]:
@@ -106,12 +107,14 @@ class Deployer:
     applied: list[dict[str, Any]] = field(default_factory=list)
 
     # --- kubectl ---------------------------------------------------------------------------
-    def kc(self, *args: str, stdin: str | None = None, timeout: float | None = None,
-           check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kc(
+        self, *args: str, stdin: str | None = None, timeout: float | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [self.kubectl, "--kubeconfig", self.kubeconfig, "--context", self.context, *args]
         try:
-            proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True,
-                                  timeout=timeout or self.timeout)
+            proc = subprocess.run(
+                cmd, input=stdin, capture_output=True, text=True, timeout=timeout or self.timeout
+            )
         except subprocess.TimeoutExpired as exc:
             raise DeployError(f"kubectl {' '.join(args[:3])} timed out") from exc
         if check and proc.returncode != 0:
@@ -131,8 +134,16 @@ class Deployer:
         obj = render.k8s_object(rec)
         if obj is None:
             raise DeployError(f"{rec.name}: no way to deploy a {rec.type} without the engine")
-        self.kc("apply", "--server-side", "--field-manager", "pulumi-kubernetes",
-                "--force-conflicts", "-f", "-", stdin=yaml.safe_dump(obj))
+        self.kc(
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "pulumi-kubernetes",
+            "--force-conflicts",
+            "-f",
+            "-",
+            stdin=yaml.safe_dump(obj),
+        )
         self.applied.append(obj)
         return self._await(obj)
 
@@ -150,8 +161,15 @@ class Deployer:
         env = {**self.env(), **{k: str(v) for k, v in (inputs.get("environment") or {}).items()}}
         cwd = PROJECT_DIR / inputs["dir"] if inputs.get("dir") else PROJECT_DIR
         try:
-            proc = subprocess.run(["/bin/sh", "-c", script], input=stdin, capture_output=True,
-                                  text=True, cwd=cwd, env=env, timeout=self.timeout)
+            proc = subprocess.run(
+                ["/bin/sh", "-c", script],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                cwd=cwd,
+                env=env,
+                timeout=self.timeout,
+            )
         except subprocess.TimeoutExpired as exc:
             raise DeployError(f"command {rec.name} timed out after {self.timeout:.0f} s") from exc
         # local.Command strips one trailing newline from stdout; so does the report parser.
@@ -168,8 +186,9 @@ class Deployer:
         for key, value in (build.get("args") or {}).items():
             cmd += ["--build-arg", f"{key}={value}"]
         cmd.append(build.get("context", "."))
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=PROJECT_DIR,
-                              timeout=self.timeout)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, cwd=PROJECT_DIR, timeout=self.timeout
+        )
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise DeployError(f"docker build of {name} failed: {last}")
@@ -184,18 +203,29 @@ class Deployer:
         where = ["-n", ns] if ns else []
         wait = f"--timeout={int(self.timeout)}s"
         if kind == "Deployment":
-            self.kc("rollout", "status", f"deployment/{name}", *where, wait,
-                    timeout=self.timeout + 10)
+            self.kc(
+                "rollout", "status", f"deployment/{name}", *where, wait, timeout=self.timeout + 10
+            )
             return "rolled out"
         if kind == "Job":
             self._await_job(name, ns)
             return "complete"
         if kind == "Service" and obj.get("spec", {}).get("type") == "LoadBalancer":
-            self.kc("wait", f"service/{name}", *where, wait,
-                    "--for=jsonpath={.status.loadBalancer.ingress[0].ip}",
-                    timeout=self.timeout + 10)
-            ip = self.kc("get", f"service/{name}", *where, "-o",
-                         "jsonpath={.status.loadBalancer.ingress[0].ip}").stdout
+            self.kc(
+                "wait",
+                f"service/{name}",
+                *where,
+                wait,
+                "--for=jsonpath={.status.loadBalancer.ingress[0].ip}",
+                timeout=self.timeout + 10,
+            )
+            ip = self.kc(
+                "get",
+                f"service/{name}",
+                *where,
+                "-o",
+                "jsonpath={.status.loadBalancer.ingress[0].ip}",
+            ).stdout
             return f"load balancer {ip}"
         return "applied"
 
@@ -225,8 +255,16 @@ class Deployer:
         for obj in reversed(self.applied):
             meta = obj["metadata"]
             where = ["-n", meta["namespace"]] if meta.get("namespace") else []
-            self.kc("delete", _resource(obj), meta["name"], *where, "--ignore-not-found", "--wait=true",
-                    f"--timeout={int(self.timeout)}s", timeout=self.timeout + 10)
+            self.kc(
+                "delete",
+                _resource(obj),
+                meta["name"],
+                *where,
+                "--ignore-not-found",
+                "--wait=true",
+                f"--timeout={int(self.timeout)}s",
+                timeout=self.timeout + 10,
+            )
         self.applied.clear()
 
 

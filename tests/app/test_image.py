@@ -44,7 +44,11 @@ def offline_base() -> str:
     if shutil.which("bash") is None:
         pytest.skip("bash is needed for scripts/docker-base.sh")
     result = subprocess.run(
-        [str(ROOT / "scripts" / "docker-base.sh"), "--wheels", str(ROOT / "app" / "requirements.txt")],
+        [
+            str(ROOT / "scripts" / "docker-base.sh"),
+            "--wheels",
+            str(ROOT / "app" / "requirements.txt"),
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -37,26 +37,33 @@ def two_commands(tmp_path: Path) -> offline.ProgramRun:
     project = tmp_path / "p"
     project.mkdir()
     (project / "Pulumi.yaml").write_text("name: selfheal-lb\nruntime: python\n")
-    (project / "__main__.py").write_text(textwrap.dedent("""
+    (project / "__main__.py").write_text(
+        textwrap.dedent("""
         import pulumi
         from pulumi_command import local
         first = local.Command("first", create="echo baseline-$((20 + 22))")
         local.Command("second", create="read x; echo got:$x", stdin=first.stdout,
                       opts=pulumi.ResourceOptions(depends_on=[first]))
-    """))
-    return offline.run_program({}, fake_outputs=stack._fake_outputs,
-                               program=project / "__main__.py", project_dir=project)
+    """)
+    )
+    return offline.run_program(
+        {}, fake_outputs=stack._fake_outputs, program=project / "__main__.py", project_dir=project
+    )
 
 
 def test_commands_run_for_real_and_pass_stdout_on(two_commands: offline.ProgramRun):
-    d = stack.Deployer(kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None)
+    d = stack.Deployer(
+        kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None
+    )
     d.up(stack.ordered(two_commands))
     second = two_commands.named("second")
     assert d.stdout[second.urn] == "got:baseline-42"
 
 
 def test_a_failing_command_names_itself(tmp_path: Path, two_commands: offline.ProgramRun):
-    d = stack.Deployer(kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None)
+    d = stack.Deployer(
+        kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None
+    )
     second = two_commands.named("second")
     with pytest.raises(stack.DeployError, match="has not run"):
         d.create(second)  # its stdin refers to `first`, which has not run

@@ -9,8 +9,9 @@ from cluster.lb_status import choose, pool_addresses, reconcile
 POOL = pool_addresses("10.199.1.0/29")  # .1 .. .6
 
 
-def svc(name: str, *, type_: str = "LoadBalancer", ip: str | None = None,
-        wanted: str | None = None) -> client.V1Service:
+def svc(
+    name: str, *, type_: str = "LoadBalancer", ip: str | None = None, wanted: str | None = None
+) -> client.V1Service:
     ingress = [client.V1LoadBalancerIngress(ip=ip)] if ip else None
     return client.V1Service(
         metadata=client.V1ObjectMeta(name=name, namespace="ns"),
@@ -28,7 +29,7 @@ class RecordingApi:
 
 
 def test_pool_excludes_network_and_broadcast():
-    assert POOL == [f"10.199.1.{i}" for i in range(1, 7)]
+    assert [f"10.199.1.{i}" for i in range(1, 7)] == POOL
 
 
 def test_new_services_get_the_lowest_free_addresses_and_keep_them():
