@@ -164,6 +164,11 @@ def details(plan: Plan, budget: int = BUDGET) -> str:
     return fenced(lines, "diff")
 
 
+def _with_severity(severity: str, message: str) -> str:
+    # The engine's messages usually start with their severity already.
+    return message if message.startswith(f"{severity}:") else f"{severity}: {message}"
+
+
 def _diagnostics_block(plan: Plan) -> list[str]:
     out: list[str] = []
     if plan.errors:
@@ -174,7 +179,7 @@ def _diagnostics_block(plan: Plan) -> list[str]:
     others = Counter((d.severity, d.message) for d in plan.diagnostics if d.severity != "error")
     if others:
         lines = [
-            (msg if msg.startswith(f"{sev}:") else f"{sev}: {msg}") + (f"  ({n} times)" if n > 1 else "")
+            _with_severity(sev, msg) + (f"  ({n} times)" if n > 1 else "")
             for (sev, msg), n in others.items()
         ]
         out += [f"<details><summary>Engine messages ({sum(others.values())})</summary>", "",
