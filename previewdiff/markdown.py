@@ -17,7 +17,7 @@ from previewdiff.plan import MISSING, FieldChange, Plan, ResourceChange
 # The marker by which the workflow finds (and edits) its earlier comment on the pull request.
 MARKER = "<!-- selfheal-lb:preview-diff -->"
 GITHUB_COMMENT_LIMIT = 65536  # characters GitHub accepts in one comment body
-BUDGET = 60000  # what the detailed diff may use, leaving room for the summary
+SUMMARY_RESOURCES = 40  # resources listed unfolded; the rest only in the details
 INLINE_VALUE = 40  # longer old/new values are shown only in the folded details
 DETAIL_VALUE = 300
 INPUT_LINES = 30  # per created/deleted resource in the details
@@ -51,7 +51,7 @@ def code(text: str) -> str:
     text = text.replace("\n", " ")
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") or longest else ""
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
@@ -150,7 +150,7 @@ def _detail_block(change: ResourceChange) -> list[str]:
     return lines
 
 
-def details(plan: Plan, budget: int = BUDGET) -> str:
+def details(plan: Plan, budget: int) -> str:
     lines: list[str] = []
     used = 0
     for n, change in enumerate(plan.changes):
@@ -169,22 +169,23 @@ def _with_severity(severity: str, message: str) -> str:
     return message if message.startswith(f"{severity}:") else f"{severity}: {message}"
 
 
-def _diagnostics_block(plan: Plan) -> list[str]:
-    out: list[str] = []
-    if plan.errors:
-        out.append(f"**{len(plan.errors)} error(s):**")
-        out.append(fenced([(f"{d.resource}: " if d.resource else "") + d.message
-                           for d in plan.errors]))
-        out.append("")
+def _errors_block(plan: Plan) -> list[str]:
+    if not plan.errors:
+        return []
+    lines = [(f"{d.resource}: " if d.resource else "") + d.message for d in plan.errors]
+    return ["", f"**{len(plan.errors)} error(s):**", "", fenced(lines)]
+
+
+def _messages_block(plan: Plan) -> list[str]:
     others = Counter((d.severity, d.message) for d in plan.diagnostics if d.severity != "error")
-    if others:
-        lines = [
-            _with_severity(sev, msg) + (f"  ({n} times)" if n > 1 else "")
-            for (sev, msg), n in others.items()
-        ]
-        out += [f"<details><summary>Engine messages ({sum(others.values())})</summary>", "",
-                fenced(lines), "", "</details>"]
-    return out
+    if not others:
+        return []
+    lines = [
+        _with_severity(sev, msg) + (f"  ({n} times)" if n > 1 else "")
+        for (sev, msg), n in others.items()
+    ]
+    return ["", f"<details><summary>Engine messages ({sum(others.values())})</summary>", "",
+            fenced(lines), "", "</details>"]
 
 
 def render(plan: Plan, ctx: Context) -> str:
@@ -195,13 +196,17 @@ def render(plan: Plan, ctx: Context) -> str:
     out.append(summary_line(plan))
     if plan.changes:
         out.append("")
-        out += [_summary_item(c) for c in plan.changes]
+        out += [_summary_item(c) for c in plan.changes[:SUMMARY_RESOURCES]]
+        if len(plan.changes) > SUMMARY_RESOURCES:
+            out.append(f"- … and {len(plan.changes) - SUMMARY_RESOURCES} more (in the diff below)")
+    out += _errors_block(plan)
+    tail = _messages_block(plan)
+    if plan.changes:
+        # The details get whatever room the rest of the comment leaves under GitHub's limit.
+        room = GITHUB_COMMENT_LIMIT - len("\n".join(out + tail)) - 1000
         out += ["", f"<details><summary>Field-by-field diff ({len(plan.changes)} resources)"
-                "</summary>", "", details(plan), "", "</details>"]
-    diag = _diagnostics_block(plan)
-    if diag:
-        out += ["", *diag]
-    text = "\n".join(out) + "\n"
+                "</summary>", "", details(plan, room), "", "</details>"]
+    text = "\n".join(out + tail) + "\n"
     if len(text) > GITHUB_COMMENT_LIMIT:  # only a pathological plan gets here: drop details
         text = "\n".join([*out[:3], summary_line(plan), "", "(too long: see the job log)"]) + "\n"
     return text
