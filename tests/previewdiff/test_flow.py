@@ -24,6 +24,8 @@ HERE = Path(__file__).resolve().parent
 COPIED = ("scripts", "components", "previewdiff", "Pulumi.yaml", "Pulumi.dev.yaml", "README.md")
 TOOLS = ("bash", "dirname", "git", "mktemp", "cp", "rm", "mkdir", "grep", "tail", "cat", "ls",
          "sed", "tr", "env", "chmod")
+pytestmark = pytest.mark.slow  # real git, bash and the stand-ins as processes, ~2 s a test
+
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
 
