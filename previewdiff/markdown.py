@@ -44,6 +44,7 @@ class Context:
     base: str  # e.g. "main (1a2b3c4)"
     head: str
     failed: bool = False  # pulumi preview exited non-zero
+    log_tail: tuple[str, ...] = ()  # the last lines pulumi wrote to stderr, shown on failure
 
 
 def code(text: str) -> str:
@@ -176,6 +177,14 @@ def _errors_block(plan: Plan) -> list[str]:
     return ["", f"**{len(plan.errors)} error(s):**", "", fenced(lines)]
 
 
+def _log_block(ctx: Context) -> list[str]:
+    # `pulumi preview --json` leaves policy violations out of the JSON (the engine skips them
+    # there), so on failure the reviewer gets the end of what pulumi printed besides.
+    if not (ctx.failed and ctx.log_tail):
+        return []
+    return ["", "**pulumi's last messages:**", "", fenced(list(ctx.log_tail))]
+
+
 def _messages_block(plan: Plan) -> list[str]:
     others = Counter((d.severity, d.message) for d in plan.diagnostics if d.severity != "error")
     if not others:
@@ -200,6 +209,7 @@ def render(plan: Plan, ctx: Context) -> str:
         if len(plan.changes) > SUMMARY_RESOURCES:
             out.append(f"- … and {len(plan.changes) - SUMMARY_RESOURCES} more (in the diff below)")
     out += _errors_block(plan)
+    out += _log_block(ctx)
     tail = _messages_block(plan)
     if plan.changes:
         # The details get whatever room the rest of the comment leaves under GitHub's limit.
@@ -218,6 +228,7 @@ def render_error(message: str, ctx: Context) -> str:
         MARKER,
         f"### Preview of stack {code(ctx.stack)}: {ctx.head} against {ctx.base}",
         "",
-        f"**The preview failed**: {code(message)}. The job log has pulumi's output.",
+        f"**The preview failed**: {code(message)}.",
+        *_log_block(ctx),
         "",
     ])

@@ -161,7 +161,7 @@ pulumi preview --stack "$diff_stack" --config-file "$head_config" --json --non-i
 
 failed=()
 [ "$preview_rc" -eq 0 ] || failed=(--failed)
-"$py" -m previewdiff --preview "$out/preview.json" --stack "$stack" \
+"$py" -m previewdiff --preview "$out/preview.json" --log "$out/preview.log" --stack "$stack" \
   --base "$base_label" --head "$head_label" "${failed[@]}" > "$out/comment.md" \
   || die "could not turn the preview into a comment: see $out/preview.json and $out/preview.log"
 cat "$out/comment.md"

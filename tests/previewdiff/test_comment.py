@@ -198,3 +198,20 @@ def test_cli_when_pulumi_failed_before_any_json_still_writes_a_comment():
     assert proc.returncode == 0
     assert proc.stdout.startswith(MARKER)
     assert "**The preview failed**" in proc.stdout
+
+
+def test_a_failed_preview_shows_the_end_of_pulumis_log(tmp_path):
+    # Policy violations never reach the JSON: the engine leaves them out of --json output.
+    log = tmp_path / "preview.log"
+    log.write_text("".join(f"line {i}\n" for i in range(30))
+                   + "\x1b[31merror: preview failed\x1b[0m\n"
+                   + "    [mandatory]  selfheal-lb-policy v1  resources-declared (articles)\n")
+    proc = run_cli("--failed", "--log", str(log),
+                   "--preview", str(RECORDINGS / "preview-no-change.json"))
+    assert proc.returncode == 0, proc.stderr
+    visible = head_part(proc.stdout)
+    assert "error: preview failed\n    [mandatory]  selfheal-lb-policy" in visible
+    assert "line 12" in visible and "line 11" not in visible  # the last 20 lines
+    assert "\x1b" not in proc.stdout
+    ok = run_cli("--log", str(log), "--preview", str(RECORDINGS / "preview-no-change.json"))
+    assert "line 29" not in ok.stdout, "a preview that worked needs no log"

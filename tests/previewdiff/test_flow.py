@@ -359,5 +359,7 @@ def test_a_failing_preview_still_prints_a_comment_and_fails(repo, bin_dir):
     proc = run(repo, bin_dir, "base")
     assert proc.returncode == 1
     assert "**The preview failed**" in proc.stdout
+    # What pulumi printed on stderr is in the comment (policy violations only appear there).
+    assert "no recording for a change of ['selfheal-lb:servicePort']" in proc.stdout
     assert "pulumi preview failed (exit 1)" in proc.stderr
     no_leftovers(repo, bin_dir)
