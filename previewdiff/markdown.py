@@ -123,8 +123,9 @@ def summary_line(plan: Plan) -> str:
 
 
 def _summary_item(change: ResourceChange) -> str:
-    mark, verb = VERB.get(change.bucket, ("?", change.op))
-    line = f"- {mark} {verb} {_resource_label(change)}"
+    # The verb in bold, not the diff sign: "- + x" or "- - x" would render as a nested list.
+    _, verb = VERB.get(change.bucket, ("?", change.op))
+    line = f"- **{verb}** {_resource_label(change)}"
     if change.fields:
         named = [_field_inline(f) for f in change.fields[:SUMMARY_FIELDS]]
         more = len(change.fields) - SUMMARY_FIELDS

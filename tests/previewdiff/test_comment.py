@@ -53,9 +53,9 @@ def test_a_replica_change_shows_exactly_that_field_on_the_deployment():
     text = comment(recording("one-field"))
     assert "**1 to update, 3 to replace**; 12 resources unchanged." in head_part(text)
     deployment = [b for b in bullets(text) if "`app-deployment`" in b]
-    assert deployment == ["- ~ update `app-deployment` (Deployment): `spec.replicas: 3 → 4`"]
+    assert deployment == ["- **update** `app-deployment` (Deployment): `spec.replicas: 3 → 4`"]
     # The verification re-runs because of the same number, and the comment says which input.
-    assert "- +- replace `verification-snapshot` (Command): `triggers[1]: 3 → 4`" in bullets(text)
+    assert "- **replace** `verification-snapshot` (Command): `triggers[1]: 3 → 4`" in bullets(text)
     assert len(bullets(text)) == 4
 
 
@@ -78,8 +78,8 @@ def test_an_added_resource_is_listed_with_what_it_will_be():
     text = comment(recording("one-resource-added"))
     assert "**1 to create, 1 to update**; 15 resources unchanged." in head_part(text)
     assert bullets(text) == [
-        "- + create `app-hpa` (HorizontalPodAutoscaler)",
-        "- ~ update `app-deployment` (Deployment): `metadata.annotations removed`",
+        "- **create** `app-hpa` (HorizontalPodAutoscaler)",
+        "- **update** `app-deployment` (Deployment): `metadata.annotations removed`",
     ]
     details = text.split("<details>", 1)[1]
     assert "+ spec.minReplicas: 3" in details and "+ spec.maxReplicas: 10" in details
@@ -155,7 +155,7 @@ def test_names_from_the_program_cannot_break_out_of_code():
     step = next(s for s in doc["steps"] if s["op"] == "create")
     step["urn"] = step["urn"].rsplit("::", 1)[0] + "::evil` <img src=x onerror=alert(1)>"
     bullet = next(b for b in bullets(comment(doc)) if "create" in b)
-    assert bullet == "- + create ``evil` <img src=x onerror=alert(1)>`` (HorizontalPodAutoscaler)"
+    assert bullet == "- **create** ``evil` <img src=x onerror=alert(1)>`` (HorizontalPodAutoscaler)"
 
 
 def test_property_paths_in_the_engines_syntax():

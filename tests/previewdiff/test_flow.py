@@ -259,7 +259,7 @@ def test_the_base_is_deployed_from_base_and_the_head_previewed_with_its_own_conf
     proc = run(repo, bin_dir, "base", "dev", "--policy-pack", "policy",
                PREVIEW_DIFF_CLEANUP="keep")
     assert proc.returncode == 0, proc.stderr
-    assert "- ~ update `app-deployment` (Deployment): `spec.replicas: 3 → 4`" in proc.stdout
+    assert "- **update** `app-deployment` (Deployment): `spec.replicas: 3 → 4`" in proc.stdout
     deployed = (bin_dir.parent / "fake-state" / "stacks" / "dev-diff" / "deployed.yaml").read_text()
     assert "selfheal-lb:appReplicas: 3" in deployed
     preview = next(c for c in calls(bin_dir) if c["args"][0] == "preview")
@@ -276,7 +276,7 @@ def test_a_committed_change_against_its_parent_adds_a_resource(repo, bin_dir):
                PREVIEW_DIFF_HEAD_LABEL="#7 (abc1234)")
     assert proc.returncode == 0, proc.stderr
     assert "### Preview of stack `dev`: #7 (abc1234) against HEAD~1" in proc.stdout
-    assert "- + create `app-hpa` (HorizontalPodAutoscaler)" in proc.stdout
+    assert "- **create** `app-hpa` (HorizontalPodAutoscaler)" in proc.stdout
     assert "stack select --create dev-pr7" in pulumi_args(bin_dir)
 
 
