@@ -81,7 +81,7 @@ base_label="${PREVIEW_DIFF_BASE_LABEL:-$base_ref ($base_short)}"
 
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-rm -f "$out"/preview.json "$out"/comment.md
+rm -f "$out"/preview.json "$out"/comment.md "$out"/cleanup.log
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/preview-diff.XXXXXX")"
 base_dir="$tmp/base"
 stack_ready=""
