@@ -30,8 +30,8 @@ OP_BUCKET = {
     "read": "read",
     "import": "import",
     "import-replacement": "replace",
-    "discard": "delete",
-    "read-discard": "delete",
+    # "discard"/"read-discard" forget a read resource and delete nothing: counted under their
+    # own names rather than as deletes.
     "refresh": "refresh",
     "remove-pending-replace": "delete",
 }
@@ -184,7 +184,7 @@ def _fields(step: dict[str, Any]) -> tuple[FieldChange, ...]:
         items = [(path, d.get("kind", "update")) for path, d in detailed.items()]
     else:
         # Providers without a detailed diff name only the changed top-level properties.
-        items = [(path, "update") for path in step.get("diffs") or step.get("diffReasons") or []]
+        items = [(path, "update") for path in step.get("diffReasons") or []]
     return tuple(
         FieldChange(path, kind, _state_value(old, path), _state_value(new, path))
         for path, kind in items
