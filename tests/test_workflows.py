@@ -144,8 +144,8 @@ def test_preview_runs_the_tests_then_deploys_the_base_previews_the_head_and_comm
         < at("pulumi/actions@")
         < at("make policy-venv")
         < at("scripts/preview-diff.sh")
-        < at("scripts/pr-comment.sh")
         < at("actions/upload-artifact@")
+        < at("scripts/pr-comment.sh")
         < at('exit "${PREVIEW_RC:-1}"')
     )
 
