@@ -59,6 +59,13 @@ policy-venv: policy/venv/.installed ## the policy pack's virtualenv (policy/requ
 preview: venv policy-venv ## pulumi preview --diff with the policy pack (policy/) enforced
 	./scripts/stack.sh preview $(STACK) --policy-pack policy
 
+# A pull request's diff, locally (scripts/preview-diff.sh; the preview workflow runs the same):
+# BASE is deployed to a throwaway stack <STACK>-diff on the current cluster, this checkout is
+# previewed against it, and the comment the workflow would post is printed. Needs the pulumi CLI.
+.PHONY: preview-diff
+preview-diff: venv policy-venv ## deploy BASE=<git ref> to a throwaway stack, preview this checkout against it
+	./scripts/preview-diff.sh "$(BASE)" $(STACK) --policy-pack policy
+
 destroy: venv ## pulumi destroy: remove everything the stack created
 	./scripts/stack.sh destroy $(STACK)
 
