@@ -58,6 +58,11 @@ if [ "$action" != destroy ] && [ -z "$image_ref" ]; then
     || die "Docker is needed to build the app image: install it (https://docs.docker.com/engine/install/) or set a prebuilt image with 'pulumi config set imageRef REPO:TAG'"
   docker info >/dev/null 2>&1 \
     || die "the Docker daemon is not reachable${DOCKER_HOST:+ at $DOCKER_HOST}: start it, or set a prebuilt image with 'pulumi config set imageRef REPO:TAG'"
+  image_base="$(read_config imageBase)"
+  if [ -n "$image_base" ] && ! docker image inspect "$image_base" >/dev/null 2>&1 \
+    && [ "${image_base%%/*}" = selfheal-lb ]; then
+    die "the build base $image_base is not in the local Docker engine: build it with 'scripts/docker-base.sh --wheels app/requirements.txt'"
+  fi
 fi
 [ "$action" = check ] && exit 0
 
