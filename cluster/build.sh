@@ -13,6 +13,7 @@ source "$(dirname "$0")/lib.sh"
 
 command -v go >/dev/null 2>&1 || die "Go is needed to build the cluster's binaries (https://go.dev/dl/; Go 1.26+)"
 mkdir -p "$SLB_BIN"
+: >"$SLB_CACHE/build.log"
 
 # stamp NAME PARTS...: prints "ok" when $SLB_BIN/.NAME.stamp matches, else writes nothing.
 stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
@@ -25,10 +26,13 @@ build_in() {  # build_in DIR LDFLAGS PKG... : go build inside a wrapper module i
     -ldflags "-s -w $ldflags" -o "$SLB_BIN/" "$@")
 }
 
-timed() {  # timed LABEL CMD...: one line with the step's time
+# timed LABEL CMD...: runs CMD with its output in $SLB_CACHE/build.log (Go's download lines are
+# many); one line with the time, or the log's last lines when it fails.
+timed() {
   local label="$1" t0=$SECONDS
   shift
-  "$@"
+  "$@" >>"$SLB_CACHE/build.log" 2>&1 \
+    || die "building $label failed: $(tail -n 5 "$SLB_CACHE/build.log" | tr '\n' ' ')"
   log "built $label in $((SECONDS - t0)) s"
 }
 
@@ -40,11 +44,10 @@ if ((${#need_k8s[@]})); then
   minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
   v="k8s.io/component-base/version"
   log "building ${need_k8s[*]##*/} $K8S_VERSION (cold: about 10 min on 2 cores; cached afterwards)"
-  t0=$SECONDS
-  build_in kubernetes "-X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
+  timed "Kubernetes $K8S_VERSION" build_in kubernetes \
+    "-X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
     "${need_k8s[@]}"
   for b in "${k8s_bins[@]}"; do mark "$b" "$k8s_stamp"; done
-  log "built Kubernetes binaries in $((SECONDS - t0)) s"
 fi
 
 s="$ETCD_VERSION-$(stamp_of "$CLUSTER_DIR/build/etcd/go.mod" "$CLUSTER_DIR/build/etcd/go.sum")"
