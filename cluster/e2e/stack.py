@@ -35,6 +35,7 @@ from components import offline, render
 PROJECT_DIR = offline.PROJECT_DIR
 COMMAND = "command:local:Command"
 IMAGE = "docker:index/image:Image"
+JOB = "kubernetes:batch/v1:Job"
 SKIP_AWAIT = "pulumi.com/skipAwait"
 STDOUT_MARK = "@@stdout-of:"  # stands in for a command's stdout in the program's run
 
@@ -55,11 +56,15 @@ def _fake_outputs(rec: offline.RecordedResource) -> Mapping[str, Any]:
     return outputs
 
 
-def evaluate(stack: str) -> offline.ProgramRun:
-    """The program's resources for `stack`, as `pulumi up` would register them."""
-    return offline.run_program(
-        offline.stack_config(stack), stack=stack, preview=False, fake_outputs=_fake_outputs
-    )
+def evaluate(stack: str, **overrides: Any) -> offline.ProgramRun:
+    """The program's resources for `stack`, as `pulumi up` would register them.
+
+    `overrides` are config keys set on top of the stack's file (`pulumi config set KEY VALUE`).
+    """
+    config = offline.stack_config(stack)
+    project = offline.project_name()
+    config.update({f"{project}:{key}": value for key, value in overrides.items()})
+    return offline.run_program(config, stack=stack, preview=False, fake_outputs=_fake_outputs)
 
 
 def ordered(run: offline.ProgramRun) -> list[offline.RecordedResource]:
@@ -104,7 +109,7 @@ class Deployer:
     log: Callable[[str], None] = print
     stdout: dict[str, str] = field(default_factory=dict)  # URN -> a command's real stdout
     steps: list[Step] = field(default_factory=list)
-    applied: list[dict[str, Any]] = field(default_factory=list)
+    applied: dict[str, dict[str, Any]] = field(default_factory=dict)  # URN -> object, in order
 
     # --- kubectl ---------------------------------------------------------------------------
     def kc(
@@ -144,7 +149,7 @@ class Deployer:
             "-",
             stdin=yaml.safe_dump(obj),
         )
-        self.applied.append(obj)
+        self.applied[rec.urn] = obj
         return self._await(obj)
 
     def _substitute(self, text: str) -> str:
@@ -242,30 +247,54 @@ class Deployer:
         raise DeployError(f"job {name} did not complete within {self.timeout:.0f} s")
 
     # --- the whole stack -------------------------------------------------------------------
-    def up(self, resources: Iterable[offline.RecordedResource]) -> None:
+    def up(
+        self,
+        resources: Iterable[offline.RecordedResource],
+        previous: Mapping[str, offline.RecordedResource] | None = None,
+    ) -> list[str]:
+        """Creates the resources in order; returns the names of those acted on.
+
+        With `previous` (the last run's resources by URN) it is an update, as the engine does
+        one: an unchanged resource is left alone, a changed one is updated (a Job, whose pod
+        template is immutable, replaced), and one the program no longer declares is deleted.
+        """
+        previous = previous or {}
+        acted, seen = [], set()
         for rec in resources:
+            seen.add(rec.urn)
+            old = previous.get(rec.urn)
+            if old is not None and old.inputs == rec.inputs:
+                continue
+            if old is not None and rec.type == JOB and rec.urn in self.applied:
+                self._delete(self.applied.pop(rec.urn))
             t0 = time.monotonic()
             detail = self.create(rec)
             step = Step(f"{rec.type.split(':')[-1]} {rec.name}", time.monotonic() - t0, detail)
             self.steps.append(step)
+            acted.append(rec.name)
             self.log(f"e2e:   {step.name}: {detail} ({step.seconds:.1f} s)")
+        for urn in [u for u in reversed(list(self.applied)) if previous and u not in seen]:
+            self._delete(self.applied.pop(urn))
+        return acted
 
     def destroy(self) -> None:
         """Deletes what `up` applied, newest first, each deletion awaited (bounded)."""
-        for obj in reversed(self.applied):
-            meta = obj["metadata"]
-            where = ["-n", meta["namespace"]] if meta.get("namespace") else []
-            self.kc(
-                "delete",
-                _resource(obj),
-                meta["name"],
-                *where,
-                "--ignore-not-found",
-                "--wait=true",
-                f"--timeout={int(self.timeout)}s",
-                timeout=self.timeout + 10,
-            )
-        self.applied.clear()
+        for urn in reversed(list(self.applied)):
+            self._delete(self.applied.pop(urn))
+
+    def _delete(self, obj: Mapping[str, Any]) -> None:
+        meta = obj["metadata"]
+        where = ["-n", meta["namespace"]] if meta.get("namespace") else []
+        self.kc(
+            "delete",
+            _resource(obj),
+            meta["name"],
+            *where,
+            "--ignore-not-found",
+            "--wait=true",
+            f"--timeout={int(self.timeout)}s",
+            timeout=self.timeout + 10,
+        )
 
 
 def _resource(obj: Mapping[str, Any]) -> str:

@@ -67,3 +67,30 @@ def test_a_failing_command_names_itself(tmp_path: Path, two_commands: offline.Pr
     second = two_commands.named("second")
     with pytest.raises(stack.DeployError, match="has not run"):
         d.create(second)  # its stdin refers to `first`, which has not run
+
+
+def _program(tmp_path: Path, body: str) -> offline.ProgramRun:
+    project = tmp_path / "p"
+    project.mkdir(exist_ok=True)
+    (project / "Pulumi.yaml").write_text("name: selfheal-lb\nruntime: python\n")
+    (project / "__main__.py").write_text(textwrap.dedent(body))
+    return offline.run_program(
+        {}, fake_outputs=stack._fake_outputs, program=project / "__main__.py", project_dir=project
+    )
+
+
+def test_an_update_reruns_only_what_changed(tmp_path: Path):
+    body = """
+        from pulumi_command import local
+        local.Command("fixed", create="echo same")
+        local.Command("changing", create="echo {}")
+    """
+    first = _program(tmp_path, body.format("one"))
+    d = stack.Deployer(
+        kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None
+    )
+    assert d.up(stack.ordered(first)) == ["fixed", "changing"]
+    second = _program(tmp_path, body.format("two"))
+    previous = {r.urn: r for r in first.resources}
+    assert d.up(stack.ordered(second), previous=previous) == ["changing"]
+    assert d.stdout[second.named("changing").urn] == "two"
