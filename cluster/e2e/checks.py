@@ -47,6 +47,15 @@ def report_is_balanced(report: dict[str, Any], expected_pods: int) -> str:
     return f"balanced over {len(pods)} pods (requests {shares}; p={_p(report)})"
 
 
+def report_is_sticky(report: dict[str, Any]) -> str:
+    """With sessionAffinity ClientIP the report checks what sticky sessions promise."""
+    require(
+        report.get("verdict") == "sticky",
+        f"verdict {report.get('verdict')!r} with sessionAffinity ClientIP: {report.get('reason')}",
+    )
+    return str(report.get("reason"))
+
+
 def _p(report: dict[str, Any]) -> str:
     p = (report.get("distribution") or {}).get("p_value")
     return f"{p:.3f}" if isinstance(p, int | float) else "n/a"
