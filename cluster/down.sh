@@ -8,19 +8,17 @@ source "$(dirname "$0")/lib.sh"
 T0=$SECONDS
 SOCK="$SLB_STATE/containerd.sock"
 
-stop() {  # stop NAME: SIGTERM, up to 10 s, then SIGKILL
-  local f="$SLB_PIDS/$1.pid" pid
-  [ -s "$f" ] || return 0
-  pid="$(cat "$f")"
-  if kill -0 "$pid" 2>/dev/null; then
+stop() {  # stop NAME [PATTERN]: SIGTERM, up to 10 s, then SIGKILL; only if it is still ours
+  local pid
+  if pid="$(ours "$1" "${2:-$1}")"; then
     kill "$pid" 2>/dev/null
     for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -9 "$pid" 2>/dev/null
   fi
-  rm -f "$f"
+  rm -f "$SLB_PIDS/$1.pid"
 }
 
-stop lb-status
+stop lb-status lb_status.py
 stop kube-router
 [ -x "$SLB_BIN/kube-router" ] && timeout 30 "$SLB_BIN/kube-router" --cleanup-config >/dev/null 2>&1
 stop kubelet

@@ -52,3 +52,13 @@ wait_for() {
     sleep 0.5
   done
 }
+
+# ours NAME: the PID recorded for daemon NAME, if that process is still the one we started (its
+# command line names the binary), so a reused PID is never signalled.
+ours() {
+  local f="$SLB_PIDS/$1.pid" pid
+  [ -s "$f" ] || return 1
+  pid="$(cat "$f")"
+  [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$2" || return 1
+  echo "$pid"
+}

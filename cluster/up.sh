@@ -19,7 +19,7 @@ step() { log "$1 ($((SECONDS - T0)) s)"; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (it starts a kubelet, containerd and iptables rules)"
 [ "$(uname -s)" = Linux ] || die "needs Linux (found $(uname -s))"
 [ -d /sys/fs/cgroup/memory ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || die "no cgroups mounted at /sys/fs/cgroup"
-running() { [ -s "$SLB_PIDS/$1.pid" ] && kill -0 "$(cat "$SLB_PIDS/$1.pid")" 2>/dev/null; }
+running() { ours "$1" "${2:-$1}" >/dev/null; }
 
 if running kube-apiserver && running kubelet && kc get --raw /readyz >/dev/null 2>&1; then
   log "already running (kubeconfig $SLB_KUBECONFIG, context $SLB_CONTEXT)"
@@ -161,5 +161,5 @@ wait_for 120 "CoreDNS ready" kc -n kube-system rollout status deploy/coredns --t
 wait_for 180 "the metrics-server addon (APIService v1beta1.metrics.k8s.io Available)" \
   kc wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=2s
 alive_or_die kube-router
-alive_or_die lb-status
+running lb-status lb_status.py || die "lb-status exited: $(tail -n 3 "$SLB_LOGS/lb-status.log" | tr '\n' ' ')"
 step "ready: kubeconfig $SLB_KUBECONFIG, context $SLB_CONTEXT (export KUBECONFIG=$SLB_KUBECONFIG)"
