@@ -268,7 +268,7 @@ class FakeKube:
     def _handle(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
         auth = h.headers.get("Authorization", "")
         with self.lock:
-            self.requests.append((method, h.path, auth))
+            self.requests.append((method, unquote(h.path), auth))
             fault = next(
                 (
                     f

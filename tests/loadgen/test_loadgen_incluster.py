@@ -378,7 +378,11 @@ def test_failing_exec_plugin_exit_2(fake: FakeKube, tmp_path: Path) -> None:
         fake.url,
         None,
         user={
-            "exec": {"command": sys.executable, "args": ["-c", "import sys; sys.exit('no login')"]}
+            "exec": {
+                "apiVersion": "client.authentication.k8s.io/v1",
+                "command": sys.executable,
+                "args": ["-c", "import sys; sys.exit('no login')"],
+            }
         },
     )
     proc = cli(cfg, "snapshot", "-n", NS, "-l", SEL, "--timeout", "10")
@@ -469,7 +473,8 @@ def test_expired_exec_credential_is_refreshed_once_on_401(fake: FakeKube, tmp_pa
         "n = int(p.read_text()) if p.exists() else 0\n"
         "p.write_text(str(n + 1))\n"
         "tok = 'stale' if n == 0 else os.environ['FAKE_TOKEN']\n"
-        "print(json.dumps({'kind': 'ExecCredential', 'status': {'token': tok}}))\n"
+        "print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1',"
+        " 'kind': 'ExecCredential', 'status': {'token': tok}}))\n"
     )
     cfg = write_kubeconfig(
         str(tmp_path / "c"),
@@ -477,6 +482,7 @@ def test_expired_exec_credential_is_refreshed_once_on_401(fake: FakeKube, tmp_pa
         None,
         user={
             "exec": {
+                "apiVersion": "client.authentication.k8s.io/v1",
                 "command": sys.executable,
                 "args": [str(plugin)],
                 "env": [{"name": "FAKE_TOKEN", "value": fake.token}],
