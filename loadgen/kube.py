@@ -14,6 +14,7 @@ The Kubernetes client is imported only when a client is made: `python -m loadgen
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -113,7 +114,7 @@ def load_configuration(kubeconfig: str = "", context: str = "") -> Loaded:
         explicit = kubeconfig or os.environ.get("KUBECONFIG")
         if not explicit and os.environ.get("KUBERNETES_SERVICE_HOST"):
             if context:
-                raise KubeError("--context needs a kubeconfig (in a pod the service account is used)")
+                raise KubeError("--context needs a kubeconfig (in a pod: the service account)")
             try:
                 config.load_incluster_config(client_configuration=configuration)
             except config.ConfigException as exc:
@@ -278,13 +279,15 @@ class KubeClient:
                 )
             per_try = min(self.request_timeout, remaining)
             try:
-                return _bounded(lambda: attempt(per_try), per_try + 0.5, what)
+                return _bounded(functools.partial(attempt, per_try), per_try + 0.5, what)
             except ApiException as exc:
                 status = int(exc.status or 0)
                 if status == 0:  # the client's wrapping of a TLS failure
                     reason = _one_line(str(exc.reason).replace("\n", ": "))
                     if "CERTIFICATE_VERIFY_FAILED" in reason or "verify failed" in reason:
-                        raise KubeError(f"TLS verification of {self.server} failed: {reason}") from exc
+                        raise KubeError(
+                            f"TLS verification of {self.server} failed: {reason}"
+                        ) from exc
                     raise KubeError(f"TLS with {self.server} failed: {reason}") from exc
                 message = _status_message(exc.body)
                 if status == 401 and self._refreshable and not refreshed:
