@@ -390,6 +390,28 @@ def test_failing_exec_plugin_exit_2(fake: FakeKube, tmp_path: Path) -> None:
     assert "exec plugin" in proc.stderr and "no login" in proc.stderr
 
 
+def test_hanging_exec_plugin_exit_2_within_timeout(fake: FakeKube, tmp_path: Path) -> None:
+    """The client runs an exec plugin without a time limit; the run's --timeout still holds."""
+    cfg = write_kubeconfig(
+        str(tmp_path / "c"),
+        fake.url,
+        None,
+        user={
+            "exec": {
+                "apiVersion": "client.authentication.k8s.io/v1",
+                "command": sys.executable,
+                "args": ["-c", "import time; time.sleep(8)"],  # ends by itself after the test
+            }
+        },
+    )
+    start = time.monotonic()
+    proc = cli(cfg, "snapshot", "-n", NS, "-l", SEL, "--timeout", "2")
+    assert proc.returncode == 2
+    assert "did not finish within 2s" in proc.stderr and proc.stderr.count("\n") == 1
+    assert time.monotonic() - start < 2 + 4
+    assert fake.requests == []  # nothing was sent without credentials
+
+
 def test_token_file(fake: FakeKube, tmp_path: Path) -> None:
     fake.add_deployment("articles", APP_LABELS, metrics_texts=[metrics("a", 5)])
     (tmp_path / "token").write_text(fake.token + "\n")
