@@ -1,11 +1,9 @@
 """loadgen's access to the Kubernetes API: a thin layer over the official `kubernetes` client.
 
-The client does the configuration the way kubectl does: KUBECONFIG lists and --context,
-CA / client certificate / key as file or data, tls-server-name, proxy-url, tokens, tokenFile,
-basic auth, exec credential plugins (token or client certificate), gcp/oidc auth providers,
-and the service account when loadgen runs in a pod. This module adds what the CLI promises on
-top of it: one time budget for the whole run that bounds every call (an exec plugin and name
-resolution included), bounded retries of transient failures, and one-line `KubeError`s.
+The client does the configuration (loadgen/kubeconfig.py), authentication, TLS and the
+transport. This module adds what the CLI promises on top of it: one time budget for the whole
+run that bounds every call (an exec plugin and name resolution included), bounded retries of
+transient failures, and one-line `KubeError`s.
 
 The Kubernetes client is imported only when a client is made: `python -m loadgen --help` and
 `verify --url` do not pay for it.
@@ -16,13 +14,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -47,7 +41,7 @@ class _Timeout(Exception):
     pass
 
 
-def _one_line(text: object, limit: int = 300) -> str:
+def one_line(text: object, limit: int = 300) -> str:
     return " ".join(str(text).split())[:limit]
 
 
@@ -72,108 +66,16 @@ def _bounded(fn: Callable[[], Any], seconds: float, what: str) -> Any:
     return box.get("value")
 
 
-def kubeconfig_paths(explicit: str = "") -> list[Path]:
-    if explicit:
-        return [Path(explicit).expanduser()]
-    env = os.environ.get("KUBECONFIG", "")
-    if env:
-        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    return [Path.home() / ".kube" / "config"]
-
-
-class _ErrorLog(logging.Handler):
-    """The client logs a failing exec plugin (logging.error) and then carries on without
-    credentials; we collect the reason and fail with it, as kubectl does."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-@dataclass
-class Loaded:
-    configuration: Any  # kubernetes.client.Configuration
-    source: str  # "context NAME" or "in-cluster service account"
-    refreshable: bool  # credentials that a second load may renew (exec plugin, tokenFile)
-
-
-def load_configuration(kubeconfig: str = "", context: str = "") -> Loaded:
-    """The client configuration from the kubeconfig, or from the pod's service account when
-    there is no kubeconfig and we run in a pod. Raises KubeError with one line."""
-    import yaml
-    from kubernetes import client, config
-    from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
-
-    configuration = client.Configuration()
-    paths = kubeconfig_paths(kubeconfig)
-    existing = [p for p in paths if p.is_file()]
-    if not existing:
-        explicit = kubeconfig or os.environ.get("KUBECONFIG")
-        if not explicit and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            if context:
-                raise KubeError("--context needs a kubeconfig (in a pod: the service account)")
-            try:
-                config.load_incluster_config(client_configuration=configuration)
-            except config.ConfigException as exc:
-                raise KubeError(f"in-cluster config: {_one_line(exc)}") from exc
-            return Loaded(configuration, "in-cluster service account", False)
-        raise KubeError(f"no kubeconfig found (looked at {', '.join(map(str, paths))})")
-    joined = os.pathsep.join(map(str, existing))
-    try:
-        merger = KubeConfigMerger(joined)
-        merged = merger.config
-        doc = merged.value if merged is not None else None
-        if not isinstance(doc, dict):
-            raise KubeError(f"kubeconfig {joined} has no configuration")
-        # The merger wraps each entry in a ConfigNode (it remembers the file it came from).
-        names = [getattr(c, "value", c).get("name") for c in doc.get("contexts") or []]
-    except (OSError, yaml.YAMLError, AttributeError, TypeError, config.ConfigException) as exc:
-        raise KubeError(f"cannot read kubeconfig {joined}: {_one_line(exc)}") from exc
-    # kubectl takes current-context from the first file that sets it; the merger keeps the last.
-    current = next((c["current-context"] for c in merger.config_files.values()
-                    if isinstance(c, dict) and c.get("current-context")), "")  # fmt: skip
-    name = context or current
-    if not name:
-        raise KubeError("kubeconfig has no current-context; pass --context")
-    if name not in names:
-        raise KubeError(f"context {name!r} not found in kubeconfig (contexts: {', '.join(names)})")
-    errors = _ErrorLog()
-    root = logging.getLogger()
-    root.addHandler(errors)
-    try:
-        loader = KubeConfigLoader(config_dict=merged, active_context=name, config_base_path=None)
-        loader.load_and_set(configuration)
-    except (config.ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
-        raise KubeError(f"kubeconfig context {name!r}: {_one_line(exc)}") from exc
-    finally:
-        root.removeHandler(errors)
-    user = loader._user or {}  # the client keeps the resolved user only here
-    if errors.messages:
-        what = "exec plugin failed" if "exec" in user else "credentials"
-        raise KubeError(f"kubeconfig context {name!r}: {what}: {_one_line(errors.messages[0])}")
-    token = getattr(loader, "token", None)
-    if isinstance(token, str) and token != token.strip():
-        # The client keeps a tokenFile's trailing newline (client-go trims it), which makes
-        # an invalid header; its refresh hook re-applies loader.token on every request.
-        loader.token = token.strip()
-        configuration.api_key["BearerToken"] = loader.token
-    refreshable = "exec" in user or "tokenFile" in user
-    return Loaded(configuration, f"context {name}", refreshable)
-
-
 def _status_message(body: str | None) -> str:
     if not body:
         return ""
     try:
         doc = json.loads(body)
         if isinstance(doc, dict) and doc.get("message"):
-            return _one_line(doc["message"])
+            return one_line(doc["message"])
     except ValueError:
         pass
-    return _one_line(body, 200)
+    return one_line(body, 200)
 
 
 def _connection_problem(exc: BaseException) -> str:
@@ -183,7 +85,7 @@ def _connection_problem(exc: BaseException) -> str:
         if marker in text:
             text = text.split(marker, 1)[1]
             break
-    return _one_line(text, 200)
+    return one_line(text, 200)
 
 
 class KubeClient:
@@ -222,6 +124,8 @@ class KubeClient:
 
     def _connect(self) -> None:
         from kubernetes.client.api_client import ApiClient
+
+        from loadgen.kubeconfig import Loaded, load_configuration
 
         try:
             loaded: Loaded = _bounded(
@@ -297,7 +201,7 @@ class KubeClient:
                 once = functools.partial(self._once, method, path, params, query or {}, per_try)
                 status, body = _bounded(once, per_try + 0.5, what)
             except ApiException as exc:  # the client's wrapping of a TLS failure (status 0)
-                reason = _one_line(str(exc.reason).replace("\n", ": "))
+                reason = one_line(str(exc.reason).replace("\n", ": "))
                 if "CERTIFICATE_VERIFY_FAILED" in reason or "verify failed" in reason:
                     raise KubeError(f"TLS verification of {self.server} failed: {reason}") from exc
                 raise KubeError(f"TLS with {self.server} failed: {reason}") from exc

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loadgen import kube, prom
+from loadgen import kube, kubeconfig, prom
 
 
 def _write(path: Path, doc: dict) -> Path:
@@ -62,20 +62,20 @@ def test_kubeconfig_list_first_current_context_and_relative_paths(
         },
     )
     monkeypatch.setenv("KUBECONFIG", f"{first}:{second}")
-    loaded = kube.load_configuration()
+    loaded = kubeconfig.load_configuration()
     cfg = loaded.configuration
     assert loaded.source == "context dev" and loaded.refreshable
     assert cfg.host == "https://127.0.0.1:6443"
     assert cfg.ssl_ca_cert == str(b.parent / "ca.crt")  # relative to the file naming the cluster
     assert cfg.api_key["BearerToken"] == "Bearer from-a"  # tokenFile's newline trimmed
-    other = kube.load_configuration(context="other").configuration
+    other = kubeconfig.load_configuration(context="other").configuration
     assert other.api_key["BearerToken"] == "Basic " + base64.b64encode(b"me:pw").decode()
 
 
 def test_no_current_context(tmp_path: Path) -> None:
     path = _write(tmp_path / "c", {"clusters": []})
     with pytest.raises(kube.KubeError, match="no current-context"):
-        kube.load_configuration(str(path))
+        kubeconfig.load_configuration(str(path))
 
 
 def test_in_cluster_config_when_there_is_no_kubeconfig(
@@ -92,15 +92,15 @@ def test_in_cluster_config_when_there_is_no_kubeconfig(
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
-    loaded = kube.load_configuration()
+    loaded = kubeconfig.load_configuration()
     assert loaded.source == "in-cluster service account"
     assert loaded.configuration.host == "https://10.96.0.1:443"
     assert loaded.configuration.api_key["BearerToken"].lower() == "bearer sa-token"
     with pytest.raises(kube.KubeError, match="--context needs a kubeconfig"):
-        kube.load_configuration(context="x")
+        kubeconfig.load_configuration(context="x")
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
     with pytest.raises(kube.KubeError, match="no kubeconfig found"):
-        kube.load_configuration()
+        kubeconfig.load_configuration()
 
 
 @pytest.mark.parametrize(
