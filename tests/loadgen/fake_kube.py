@@ -210,6 +210,9 @@ class FakeKube:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as separate small writes: without TCP_NODELAY a client
+            # that keeps the connection (the kubernetes client does) waits ~40 ms per request.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
