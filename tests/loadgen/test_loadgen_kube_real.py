@@ -47,11 +47,12 @@ def nobody_token(cluster: real_cluster.Cluster, ns: str) -> str:
     return real_cluster.service_account_token(cluster, ns, "nobody", None)
 
 
-def snapshot(cfg: str, ns: str, *extra: str, timeout: str = "10") -> subprocess.CompletedProcess:
+def snapshot(
+    cfg: str, ns: str, *extra: str, timeout: str = "10", tmpdir: Path | None = None
+) -> subprocess.CompletedProcess:
+    env = {"KUBECONFIG": cfg, **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
     return run_cli(
-        ["snapshot", "-n", ns, "-l", SEL, "--timeout", timeout, *extra],
-        env={"KUBECONFIG": cfg},
-        timeout=60,
+        ["snapshot", "-n", ns, "-l", SEL, "--timeout", timeout, *extra], env=env, timeout=60
     )
 
 
@@ -70,8 +71,12 @@ def test_admin_kubeconfig_client_certificate_and_context_choice(
     doc = Path(dead).read_text().replace(cluster.server, f"https://127.0.0.1:{free_port()}")
     Path(dead).write_text(doc)
     env_list = f"{dead}:{cluster.kubeconfig}"
-    proc = snapshot(env_list, ns, "--context", real_cluster.CONTEXT)
+    private = tmp_path / "tmp"
+    private.mkdir()
+    proc = snapshot(env_list, ns, "--context", real_cluster.CONTEXT, tmpdir=private)
     assert proc.returncode == 2 and "no pods match" in one_line(proc)
+    # Key material from *-data fields goes to temp files for TLS; none is left behind.
+    assert not list(private.iterdir())
     start = time.monotonic()
     proc = snapshot(env_list, ns, timeout="4")  # current-context of the first file: dead
     assert proc.returncode == 2 and "cannot reach" in one_line(proc)
@@ -174,6 +179,16 @@ def test_wrong_ca_is_a_tls_error(
     )
     proc = snapshot(cfg, ns)
     assert proc.returncode == 2 and "TLS verification" in one_line(proc)
+
+
+def test_insecure_skip_tls_verify(
+    cluster: real_cluster.Cluster, ns: str, loadgen_token: str, tmp_path: Path
+) -> None:
+    cfg = cluster.token_kubeconfig(
+        tmp_path / "c", {"token": loadgen_token}, ca={"insecure-skip-tls-verify": True}
+    )
+    proc = snapshot(cfg, ns)
+    assert proc.returncode == 2 and "no pods match" in one_line(proc)
 
 
 def test_in_cluster_service_account(
