@@ -16,6 +16,7 @@ import functools
 import json
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -140,6 +141,12 @@ class KubeClient:
             ) from exc
         cfg = loaded.configuration
         cfg.retries = False  # our own retries below, bounded by the deadline
+        if not cfg.verify_ssl:
+            # insecure-skip-tls-verify is the kubeconfig's choice; kubectl does not warn on
+            # every request, urllib3 would (several stderr lines per call).
+            from urllib3.exceptions import InsecureRequestWarning
+
+            warnings.simplefilter("ignore", InsecureRequestWarning)
         if self._api is not None:
             self._api.close()
         self._api = ApiClient(cfg)
