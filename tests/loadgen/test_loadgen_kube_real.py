@@ -169,6 +169,16 @@ def test_exec_plugin_token_and_refresh_after_401(
     assert calls.read_text() == "2"
 
 
+def test_token_file_with_a_trailing_newline(
+    cluster: real_cluster.Cluster, ns: str, loadgen_token: str, tmp_path: Path
+) -> None:
+    """tokenFile relative to the kubeconfig, written as `echo TOKEN > file` would."""
+    (tmp_path / "token").write_text(loadgen_token + "\n")
+    cfg = cluster.token_kubeconfig(tmp_path / "c", {"tokenFile": "token"})
+    proc = snapshot(cfg, ns)
+    assert proc.returncode == 2 and "no pods match" in one_line(proc)
+
+
 def test_wrong_ca_is_a_tls_error(
     cluster: real_cluster.Cluster, ns: str, loadgen_token: str, tmp_path: Path
 ) -> None:
