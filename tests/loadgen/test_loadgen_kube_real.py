@@ -103,19 +103,21 @@ def test_rbac_refusal_is_403_naming_what_was_refused(
     assert "forbidden (403)" in err and 'cannot list resource "pods"' in err and ns in err
 
 
-def test_the_readme_permissions_are_enough_and_none_is_spare(
+def test_the_readme_permissions_are_enough_and_each_call_asks_for_its_own(
     cluster: real_cluster.Cluster, ns: str, loadgen_token: str, nobody_token: str, tmp_path: Path
 ) -> None:
     """Every call loadgen makes, with the Role from loadgen/README.md: allowed (a missing object
-    is 404, which the API only says after authorising). Without it: 403 for each."""
+    is 404, which the API only says after authorising). Without it: a 403 whose message names
+    the verb and resource the README lists for that call (so the URL is the one we meant)."""
     calls = {
-        "list pods": lambda c: c.list_pods(ns, SEL),
-        "pods/proxy": lambda c: c.pod_proxy(ns, "missing", 8080, "/metrics"),
-        "pods/log": lambda c: c.pod_log(ns, "missing"),
-        "delete pods": lambda c: c.delete_pod(ns, "missing"),
-        "replicasets": lambda c: c.get_replicaset(ns, "missing"),
-        "deployments": lambda c: c.get_deployment(ns, "missing"),
+        'cannot list resource "pods" in API group ""': lambda c: c.list_pods(ns, SEL),
+        'cannot get resource "pods/proxy"': lambda c: c.pod_proxy(ns, "x", 8080, "/metrics"),
+        'cannot get resource "pods/log"': lambda c: c.pod_log(ns, "missing"),
+        'cannot delete resource "pods"': lambda c: c.delete_pod(ns, "missing"),
+        'cannot get resource "replicasets"': lambda c: c.get_replicaset(ns, "missing"),
+        'cannot get resource "deployments"': lambda c: c.get_deployment(ns, "missing"),
     }
+    metrics = 'cannot list resource "pods" in API group "metrics.k8s.io"'
     allowed = cluster.token_kubeconfig(tmp_path / "allowed", {"token": loadgen_token})
     refused = cluster.token_kubeconfig(tmp_path / "refused", {"token": nobody_token})
     with kube.client(allowed, "", 20) as c:
@@ -129,10 +131,10 @@ def test_the_readme_permissions_are_enough_and_none_is_spare(
         except kube.KubeStatusError as exc:  # no metrics API is fine; a refusal is not
             assert exc.status != 403, exc
     with kube.client(refused, "", 20) as c:
-        for what, call in [*calls.items(), ("metrics", lambda c: c.pod_metrics(ns, SEL))]:
+        for what, call in [*calls.items(), (metrics, lambda c: c.pod_metrics(ns, SEL))]:
             with pytest.raises(kube.KubeStatusError) as info:
                 call(c)
-            assert info.value.status == 403, f"{what}: {info.value}"
+            assert info.value.status == 403 and what in str(info.value), str(info.value)
 
 
 def test_exec_plugin_token_and_refresh_after_401(
