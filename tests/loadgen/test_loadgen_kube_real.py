@@ -288,3 +288,26 @@ def test_drill_calls_on_real_objects(
             replacement = next((n for n in names if n != first), None)
             time.sleep(0.5)
         assert replacement, "no replacement pod within the time"
+
+
+def test_pod_proxy_log_and_metrics_of_a_running_pod(cluster: real_cluster.Cluster) -> None:
+    """The cluster's CoreDNS pod, through the calls loadgen makes: its readiness endpoint via
+    the pod proxy, its log, and its CPU/memory from metrics-server (real quantities such as
+    "1367871n" and "12380Ki", parsed by the client's parse_quantity)."""
+    from loadgen.resources import Sampler
+
+    system, dns = "kube-system", "k8s-app=kube-dns"
+    with kube.client(str(cluster.kubeconfig), real_cluster.CONTEXT, 120) as c:
+        ready = [p for p in c.list_pods(system, dns) if kube.is_ready(p)]
+        assert ready, "the cluster's CoreDNS pod is not ready"
+        name = kube.pod_name(ready[0])
+        assert c.pod_proxy(system, name, 8181, "/ready").strip() == "OK"
+        assert "CoreDNS" in c.pod_log(system, name)
+        sampler = Sampler(c, system, dns)
+        deadline = time.monotonic() + 90  # metrics-server's first scrape of a new pod
+        while not (sampler.pods.get(name) and sampler.pods[name].cpu_m):
+            assert time.monotonic() < deadline, sampler.problem or "no pod metrics within 90s"
+            assert sampler.sample(), sampler.problem
+            time.sleep(2)
+        usage = sampler.pods[name]
+        assert 0 < usage.cpu_m[0] < 4000 and 1 < usage.memory_mib[0] < 1024
