@@ -256,8 +256,10 @@ def test_drill_calls_on_real_objects(
                         "containers": [
                             {
                                 "name": "pause",
-                                # Pods need not run: the objects and their owners are tested.
-                                "image": "registry.k8s.io/pause:3.10",
+                                # The cluster's own pause image, never pulled (no traffic
+                                # to a registry); pods need not run for what is tested.
+                                "image": "localhost/selfheal-lb/pause:3.10",
+                                "imagePullPolicy": "Never",
                                 "securityContext": {
                                     "allowPrivilegeEscalation": False,
                                     "capabilities": {"drop": ["ALL"]},
