@@ -193,6 +193,22 @@ def test_wrong_ca_is_a_tls_error(
     assert proc.returncode == 2 and "TLS verification" in one_line(proc)
 
 
+def test_tls_server_name_is_the_name_the_certificate_must_carry(
+    cluster: real_cluster.Cluster, ns: str, loadgen_token: str, tmp_path: Path
+) -> None:
+    ca = {"certificate-authority-data": cluster.ca_data}
+    good = cluster.token_kubeconfig(
+        tmp_path / "good", {"token": loadgen_token}, ca={**ca, "tls-server-name": "kubernetes"}
+    )
+    proc = snapshot(good, ns)
+    assert proc.returncode == 2 and "no pods match" in one_line(proc)
+    bad = cluster.token_kubeconfig(
+        tmp_path / "bad", {"token": loadgen_token}, ca={**ca, "tls-server-name": "other.invalid"}
+    )
+    proc = snapshot(bad, ns)
+    assert proc.returncode == 2 and "TLS verification" in one_line(proc)
+
+
 def test_insecure_skip_tls_verify(
     cluster: real_cluster.Cluster, ns: str, loadgen_token: str, tmp_path: Path
 ) -> None:
