@@ -29,7 +29,8 @@ class ArticleImageArgs:
 
 def build_files(context: Path) -> list[Path]:
     """The files `docker build` receives from `context`, honouring its .dockerignore with
-    Docker's own matcher (the Docker SDK's port of the CLI's pattern rules).
+    Docker's own matcher (the Docker SDK's port of the CLI's pattern rules). Not pathspec: its
+    .gitignore rules differ (with app/'s `*` + `!articles/` it would drop articles/*.py).
 
     Dockerfile and .dockerignore are always sent, even when listed (as the Docker CLI does).
     """
