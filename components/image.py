@@ -8,7 +8,6 @@ a changed one always does. Never `latest`.
 from __future__ import annotations
 
 import hashlib
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,75 +29,23 @@ class ArticleImageArgs:
     registry_password: pulumi.Input[str] | None = None  # a secret Output (config get_secret)
 
 
-def _dockerignore_rules(context: Path) -> list[tuple[bool, re.Pattern[str]]]:
-    """(negated, regex) per .dockerignore line, in file order (the last match wins)."""
-    ignore_file = context / ".dockerignore"
-    if not ignore_file.is_file():
-        return []
-    rules = []
-    for line in ignore_file.read_text().splitlines():
-        pattern = line.strip()
-        if not pattern or pattern.startswith("#"):
-            continue
-        negated = pattern.startswith("!")
-        pattern = pattern.lstrip("!").strip().strip("/")
-        pattern = re.sub(r"/+", "/", pattern.removeprefix("./"))
-        if not pattern:
-            continue
-        rules.append((negated, re.compile(_glob_to_regex(pattern))))
-    return rules
-
-
-def _glob_to_regex(pattern: str) -> str:
-    """Docker's matching: Go filepath.Match per segment plus `**` for any number of segments.
-
-    A pattern that matches a directory also matches everything below it.
-    """
-    out = []
-    i = 0
-    while i < len(pattern):
-        char = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif char == "*":
-            out.append("[^/]*")
-            i += 1
-        elif char == "?":
-            out.append("[^/]")
-            i += 1
-        elif char == "[" and "]" in pattern[i + 1 :]:
-            close = pattern.index("]", i + 1)
-            body = pattern[i + 1 : close]
-            negate = body.startswith(("!", "^"))
-            body = body[1:] if negate else body
-            out.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]")
-            i = close + 1
-        else:
-            out.append(re.escape(char))
-            i += 1
-    return "^" + "".join(out) + "(?:/.*)?$"
-
-
 def build_files(context: Path) -> list[Path]:
-    """The files `docker build` receives from `context`, honouring its .dockerignore.
+    """The files `docker build` receives from `context`, honouring its .dockerignore with
+    Docker's own matcher (the Docker SDK's port of the CLI's pattern rules). Not pathspec: its
+    .gitignore rules differ (with app/'s `*` + `!articles/` it would drop articles/*.py).
 
-    Dockerfile and .dockerignore are always sent, even when listed (as Docker does).
+    Dockerfile and .dockerignore are always sent, even when listed (as the Docker CLI does).
     """
-    rules = _dockerignore_rules(context)
-    files = []
-    for path in sorted(p for p in context.rglob("*") if p.is_file()):
-        rel = path.relative_to(context).as_posix()
-        excluded = False
-        for negated, regex in rules:
-            if regex.match(rel):
-                excluded = not negated
-        if not excluded or rel in ("Dockerfile", ".dockerignore"):
-            files.append(path)
-    return files
+    from docker.utils.build import exclude_paths
+
+    ignore_file = context / ".dockerignore"
+    patterns: list[str] = []
+    if ignore_file.is_file():
+        # Read as the SDK's own build() reads it: stripped lines, no blanks or comments.
+        lines = (line.strip() for line in ignore_file.read_text().splitlines())
+        patterns = [line for line in lines if line and not line.startswith("#")]
+    kept = exclude_paths(str(context), [*patterns, "!.dockerignore"], dockerfile="Dockerfile")
+    return sorted(context / rel for rel in kept if (context / rel).is_file())
 
 
 def content_hash(context: Path) -> str:

@@ -140,6 +140,8 @@ ConfigValue = str | int | bool | tuple[str, ...]
 
 _INT = re.compile(r"^[+-]?\d+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Quantities are checked against the grammar the API server accepts, not with the client's
+# parse_quantity (it takes "1_000", "NaN" and "Infinity", and would load `kubernetes` here).
 _CPU = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m)?$")
 _MEMORY = re.compile(r"^(\d+(\.\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 _MEMORY_UNITS = {

@@ -32,6 +32,28 @@ def test_hash_covers_exactly_what_the_build_receives(context: Path):
     assert names == [".dockerignore", "Dockerfile", "articles/__init__.py", "keep.md"]
 
 
+def test_exclude_all_then_reinclude_a_directory_keeps_what_is_below_it(tmp_path: Path):
+    """app/.dockerignore's own shape, where Docker's rules and .gitignore's differ: `*` matches
+    top-level names only, so `!articles/` brings back everything under articles/."""
+    app = tmp_path / "app"
+    (app / "articles" / "templates").mkdir(parents=True)
+    (app / "articles" / "templates" / "base.html").write_text("<html>\n")
+    (app / "articles" / "views.py").write_text("v = 1\n")
+    (app / "tests").mkdir()
+    (app / "tests" / "test_x.py").write_text("t = 1\n")
+    (app / "Dockerfile").write_text("FROM scratch\n")
+    (app / "requirements.txt").write_text("flask==3.1.3\n")
+    (app / ".dockerignore").write_text("*\n!requirements.txt\n!articles/\n")
+    names = [p.relative_to(app).as_posix() for p in build_files(app)]
+    assert names == [
+        ".dockerignore",
+        "Dockerfile",
+        "articles/templates/base.html",
+        "articles/views.py",
+        "requirements.txt",
+    ]
+
+
 def test_hash_is_deterministic_and_changes_only_with_the_build_input(context: Path):
     first = content_hash(context)
     assert len(first) == TAG_LENGTH and first == content_hash(context)
