@@ -74,7 +74,7 @@ if plan.install:
         if offline_facts is None or not offline_facts.render_without_chart:
             pulumi.log.error(str(missing))
             sys.exit(ERROR_SHOWN)
-        pulumi.log.warn(f"{missing}: its objects are left out of this render")
+        pulumi.log.warn(f"{missing}; metrics-server's objects are left out of this render")
     else:
         metrics = MetricsServer(
             "metrics-server",

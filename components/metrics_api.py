@@ -51,6 +51,8 @@ class MetricsApiState:
 
 
 ABSENT = MetricsApiState("absent", detail=f"no APIService {APISERVICE}")
+# A metrics-server the cluster came with (minikube's addon and the like): the offline default.
+CLUSTER_ADDON = MetricsApiState("available", provider="cluster addon (kube-system/metrics-server)")
 
 
 def describe_provider(apiservice: Mapping[str, Any]) -> str:

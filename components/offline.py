@@ -26,7 +26,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components import helm_template, metrics_plan
-from components.metrics_api import ABSENT, MetricsApiState
+from components.metrics_api import CLUSTER_ADDON, MetricsApiState
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # What the mocks see for a value that is unknown during a preview.
@@ -167,7 +167,7 @@ class _RecordingMocks(pulumi.runtime.Mocks):
         if args.token == HELM_TEMPLATE_INVOKE:
             # helm.v3.Chart asks the provider to render the chart: the pinned helm does it here.
             opts = json.loads(args.args["jsonOpts"])
-            return {"result": helm_template.template(opts)}, None
+            return {"result": helm_template.template(opts)}, []
         return {}, None
 
 
@@ -257,7 +257,7 @@ def run_program(
     fake_outputs: OutputFaker | None = None,
     program: Path | None = None,
     project_dir: Path = PROJECT_DIR,
-    metrics_api: MetricsApiState = ABSENT,
+    metrics_api: MetricsApiState = CLUSTER_ADDON,
     chart: Path | None = None,
     chart_problem: str = "",
     render_without_chart: bool = False,
@@ -265,8 +265,9 @@ def run_program(
     """Evaluate the program under mocks with `config` (fully-qualified keys) and record it.
 
     What the real program learns outside its config is given instead: `metrics_api`, the
-    cluster's metrics.k8s.io as the probe would report it (default: none, as on a fresh kind
-    cluster), and `chart`, the verified metrics-server archive (None: not to be had, with
+    cluster's metrics.k8s.io as the probe would report it (default: served by a cluster addon,
+    as on minikube with the walkthrough's addon: the stack installs nothing), and `chart`, the
+    verified metrics-server archive for the cases that install it (None: not to be had, with
     `chart_problem` as the reason; `render_without_chart` makes that a warning).
 
     A program that reports an error and exits (a config mistake) raises ProgramFailed with

@@ -10,10 +10,16 @@ Runs the real program (__main__.py) under Pulumi mocks with the stack's real con
                                                    verification commands, the provider, outputs
 
 The summary sits outside build/manifests/ so manifest scanners only see Kubernetes objects.
-Objects a Helm chart creates are rendered by the provider at deploy time; the summary lists
-the chart, its pinned version and values instead.
+metrics-server's chart objects are among the manifests: rendered from the verified archive
+in the cache (fetched once, components/chart_cache.py) by the pinned helm
+(components/helm_template.py). Where the archive or helm cannot be had, one line says so and
+the rest is rendered.
 
-Usage: python -m components.render [--stack dev] [--out build]
+The render assumes a cluster without a metrics API (the stack then installs the chart);
+`--metrics-api available` renders what the stack applies on a cluster that has one (minikube's
+addon): no metrics-server objects.
+
+Usage: python -m components.render [--stack dev] [--out build] [--metrics-api absent|available]
 A config mistake prints the same one-line error `pulumi up` shows and exits 1.
 """
 
@@ -29,12 +35,18 @@ from typing import Any
 
 import yaml
 
-from components import offline
+from components import chart_cache, helm_template, metrics_plan, offline
+from components.metrics_api import ABSENT, CLUSTER_ADDON, MetricsApiState
 
 K8S_PREFIX = "kubernetes:"
-CHART_TYPES = ("kubernetes:helm.sh/v4:Chart", "kubernetes:helm.sh/v3:Release")
+CHART_TYPES = (
+    "kubernetes:helm.sh/v3:Chart",
+    "kubernetes:helm.sh/v4:Chart",
+    "kubernetes:helm.sh/v3:Release",
+)
 SECRET_MARKERS = ("password", "token", "secret")
 REDACTED = "<secret>"
+last_warnings: list[str] = []  # the program's warnings during the last render()
 # all.yaml in an order `kubectl apply -f` can follow: namespaces and policies first.
 APPLY_ORDER = ("Namespace", "NetworkPolicy", "Service", "Deployment", "PodDisruptionBudget")
 
@@ -139,10 +151,45 @@ def summary(run: offline.ProgramRun, stack: str, project: str) -> dict[str, Any]
     return doc
 
 
-def render(stack: str, out_dir: Path, project_dir: Path = offline.PROJECT_DIR) -> list[Path]:
-    """Evaluate the program for `stack` and write the files; returns the manifest paths."""
+def chart_for_render(cache_dir: Path | None = None) -> tuple[Path | None, str]:
+    """(verified archive, "") or (None, one line saying why its objects cannot be rendered)."""
+    pin = metrics_plan.CHART
+    try:
+        helm_template.helm_binary()
+    except helm_template.HelmUnavailable as missing:
+        return None, f"{pin.name} chart {pin.version} cannot be rendered: {missing}"
+    try:
+        return chart_cache.ensure(pin, cache_dir, timeout=15), ""
+    except chart_cache.ChartUnavailable as missing:
+        return None, str(missing)
+
+
+def render(
+    stack: str,
+    out_dir: Path,
+    project_dir: Path = offline.PROJECT_DIR,
+    *,
+    metrics_api: MetricsApiState = ABSENT,
+    chart: tuple[Path | None, str] | None = None,
+) -> list[Path]:
+    """Evaluate the program for `stack` and write the files; returns the manifest paths.
+
+    `chart` is (archive, why-not) as `chart_for_render()` returns it (looked up when None).
+    The program's warnings (e.g. the chart left out) are in `last_warnings` afterwards.
+    """
     config = offline.stack_config(stack, project_dir)
-    run = offline.run_program(config, stack=stack, preview=True, project_dir=project_dir)
+    archive, problem = chart if chart is not None else chart_for_render()
+    run = offline.run_program(
+        config,
+        stack=stack,
+        preview=True,
+        project_dir=project_dir,
+        metrics_api=metrics_api,
+        chart=archive,
+        chart_problem=problem,
+        render_without_chart=True,
+    )
+    last_warnings[:] = run.warnings
     objects = k8s_objects(run)
     manifests = out_dir / "manifests"
     if manifests.exists():
@@ -165,9 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.render", description=__doc__)
     parser.add_argument("--stack", default="dev")
     parser.add_argument("--out", type=Path, default=offline.PROJECT_DIR / "build")
+    parser.add_argument("--metrics-api", choices=("absent", "available"), default="absent")
     args = parser.parse_args(argv)
+    state = CLUSTER_ADDON if args.metrics_api == "available" else ABSENT
     try:
-        written = render(args.stack, args.out)
+        written = render(args.stack, args.out, metrics_api=state)
     except offline.ProgramFailed as failed:
         for line in failed.errors or [str(failed)]:
             print(f"error: {line}", file=sys.stderr)
@@ -175,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as missing:
         print(f"error: {missing}", file=sys.stderr)
         return 1
+    for warning in last_warnings:
+        print(f"render: {warning}", file=sys.stderr)
     print(
         f"render: {len(written)} Kubernetes objects for stack '{args.stack}' in "
         f"{args.out / 'manifests'}; summary in {args.out / 'summary.yaml'}"
