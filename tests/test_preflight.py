@@ -19,7 +19,7 @@ BASE_TOOLS = ("bash", "dirname", "ls", "sed", "tr", "mkdir", "cat")
 
 def _tool(bin_dir: Path, name: str, body: str) -> None:
     path = bin_dir / name
-    path.write_text(f"#!/bin/bash\necho \"{name} $*\" >> \"$CALLS\"\n{body}\n")
+    path.write_text(f'#!/bin/bash\necho "{name} $*" >> "$CALLS"\n{body}\n')
     path.chmod(0o755)
 
 
@@ -144,4 +144,3 @@ def test_minikube_builds_into_minikubes_docker(bin_dir: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "minikube -p minikube docker-env --shell bash" in calls(bin_dir)
     assert "building into minikube's Docker daemon" in proc.stdout
-

@@ -224,7 +224,7 @@ def test_e2e_order_up_verify_drill_destroy_check_with_logs_on_failure():
 
     assert (
         at("stack.sh up")
-        < at(".verdict == \"balanced\"")
+        < at('.verdict == "balanced"')
         < at("loadgen drill")
         < at("pulumi destroy")
         < at("api-resources")
