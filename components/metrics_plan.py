@@ -198,7 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.metrics_plan")
     parser.add_argument("stack")
     args = parser.parse_args(argv)
-    code, line = preflight(args.stack)
+    try:
+        code, line = preflight(args.stack)
+    except FileNotFoundError as missing:
+        code, line = 1, str(missing)
+    except Exception as exc:  # the preflight prints one line, whatever went wrong
+        code, line = 1, f"the metrics-server check failed: {type(exc).__name__}: {exc}"
     if line:
         print(line)
     return code
