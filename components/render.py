@@ -39,8 +39,8 @@ from components import chart_cache, helm_template, metrics_plan, offline
 from components.metrics_api import ABSENT, CLUSTER_ADDON, MetricsApiState
 
 K8S_PREFIX = "kubernetes:"
+V3_CHART = "kubernetes:helm.sh/v3:Chart"
 CHART_TYPES = (
-    "kubernetes:helm.sh/v3:Chart",
     "kubernetes:helm.sh/v4:Chart",
     "kubernetes:helm.sh/v3:Release",
 )
@@ -84,8 +84,14 @@ def _plain(value: Any) -> Any:
 
 def k8s_objects(run: offline.ProgramRun) -> list[dict[str, Any]]:
     """Every Kubernetes object the program declares, as the provider would send it."""
+    # Registration order varies run to run (the SDK registers concurrently): sort, so that a
+    # render is byte-for-byte reproducible.
+    return sorted(_objects_of(run.resources), key=_apply_position)
+
+
+def _objects_of(records: list[offline.RecordedResource]) -> list[dict[str, Any]]:
     objects = []
-    for rec in run.resources:
+    for rec in records:
         if not (rec.custom and rec.type.startswith(K8S_PREFIX)) or "kind" not in rec.inputs:
             continue
         obj = _plain(rec.inputs)
@@ -96,9 +102,7 @@ def k8s_objects(run: offline.ProgramRun) -> list[dict[str, Any]]:
         ordered = {"apiVersion": obj.pop("apiVersion"), "kind": obj.pop("kind")}
         obj.pop("metadata", None)
         objects.append({**ordered, "metadata": metadata, **obj})
-    # Registration order varies run to run (the SDK registers concurrently): sort, so that a
-    # render is byte-for-byte reproducible.
-    return sorted(objects, key=_apply_position)
+    return objects
 
 
 def _apply_position(obj: dict[str, Any]) -> tuple[int, str]:
@@ -131,6 +135,20 @@ def summary(run: offline.ProgramRun, stack: str, project: str) -> dict[str, Any]
         inputs = _redact(_plain(rec.inputs))
         if rec.type == "docker:index/image:Image":
             images.append({"name": rec.name, **inputs})
+        elif rec.type == V3_CHART:
+            # Its objects are among the manifests; here the pinned archive they came from.
+            children = [r for r in run.resources if r.parent_urn == rec.urn]
+            pin = metrics_plan.CHART
+            charts.append(
+                {
+                    "name": rec.name,
+                    "chart": pin.name,
+                    "version": pin.version,
+                    "sha256": pin.sha256,
+                    "objects": sorted(file_name(obj) for obj in _objects_of(children)),
+                    "retainOnDelete": all(r.retain_on_delete for r in children),
+                }
+            )
         elif rec.type in CHART_TYPES:
             charts.append({"name": rec.name, **inputs})
         elif rec.type == "command:local:Command":
@@ -148,6 +166,7 @@ def summary(run: offline.ProgramRun, stack: str, project: str) -> dict[str, Any]
     ):
         doc[key] = sorted(items, key=lambda item: item["name"])
     doc["outputs"] = _redact(_plain(run.outputs))
+    doc["warnings"] = list(run.warnings)  # e.g. the chart that could not be had
     return doc
 
 
