@@ -33,6 +33,13 @@ def test_values_switch_insecure_tls_set_limits_and_mark_the_owner(insecure):
     # The chart itself sets no limits; the policy pack rejects a container without them.
     for kind in ("requests", "limits"):
         assert set(values["resources"][kind]) == {"cpu", "memory"}
+    # Restricted like the app's pods, with a UID that maps onto no host account.
+    assert values["podSecurityContext"]["runAsNonRoot"] is True
+    assert values["podSecurityContext"]["runAsUser"] >= 10000
+    assert values["securityContext"]["runAsUser"] == values["podSecurityContext"]["runAsUser"]
+    # The one checkov finding it keeps is skipped on that object only, with its reason.
+    (skip,) = values["deploymentAnnotations"].values()
+    assert skip.startswith("CKV_K8S_38=") and "token" in skip
     assert values["commonLabels"] == {"selfheal-lb/installed": "metrics-server"}
     assert values["apiService"]["annotations"] == {
         "selfheal-lb/owner-stack": "selfheal-lb/dev",
