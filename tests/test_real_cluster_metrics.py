@@ -1,0 +1,222 @@
+"""metrics-server on the real cluster of `make cluster` (issue 8), whose set-up plays minikube's
+addon: a metrics-server Deployment in kube-system behind the APIService v1beta1.metrics.k8s.io.
+
+- the probe, against that real API server, answers "available" and names it;
+- the program, given that real answer, declares no metrics-server object and still its HPA;
+- two "stacks" (namespaces h-i10-a and h-i10-b) both get pod metrics from the addon through the
+  report's own sampler (loadgen.resources), and removing one leaves the other's metrics working.
+
+Runs only where the cluster's kubeconfig exists and answers (skipped with the reason
+otherwise). The app image is not on that node, so each namespace runs a pause pod (the image
+the node already has) labelled like the app's pods: the metrics path is the same.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stack_fixtures import dev_config
+
+from components import offline
+from components.metrics_api import MetricsApiState, probe
+from components.metrics_plan import decide, stack_id
+from components.settings import MetricsServerSettings
+
+KUBECONFIG = Path(
+    os.environ.get("SELFHEAL_LB_REAL_KUBECONFIG", "/root/.cache/selfheal-lb/cluster/kubeconfig")
+)
+CONTEXT = os.environ.get("SELFHEAL_LB_REAL_CONTEXT", "selfheal-lb")
+NAMESPACES = ("h-i10-a", "h-i10-b")
+SELECTOR = "app.kubernetes.io/name=articles"
+DEADLINE_SECONDS = 180  # metrics-server scrapes every 15 s; a new pod shows within ~1 minute
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def detected() -> MetricsApiState:
+    if not KUBECONFIG.exists():
+        pytest.skip(f"no real cluster: {KUBECONFIG} does not exist (the lead's `make cluster`)")
+    state = probe(CONTEXT, str(KUBECONFIG))
+    if state.status == "unknown":
+        pytest.skip(f"the real cluster does not answer: {state.detail}")
+    return state
+
+
+def test_detection_against_the_real_api_server_answers_present(detected):
+    assert detected.status == "available", detected
+    assert detected.provider.endswith("(kube-system/metrics-server)"), detected.provider
+    assert detected.owner_stack == ""  # the addon, not something a selfheal-lb stack installed
+
+
+@pytest.mark.parametrize("namespace", NAMESPACES)
+def test_the_stack_applies_no_metrics_server_there_and_keeps_its_hpa(detected, namespace):
+    run = offline.run_program(
+        dev_config(namespace=namespace, kubeContext=CONTEXT),
+        stack=namespace,
+        metrics_api=detected,
+    )
+    kinds = {r.inputs.get("kind") for r in run.resources if r.type.startswith("kubernetes:")}
+    assert "APIService" not in kinds and "ClusterRole" not in kinds
+    assert not [r for r in run.resources if "metrics_server" in r.type or "helm.sh" in r.type]
+    assert "HorizontalPodAutoscaler" in kinds
+    assert run.outputs["metricsServer"]["inUse"] == f"the cluster's own: {detected.provider}"
+    assert run.outputs["metricsServer"]["installedByThisStack"] is False
+
+
+def test_explicit_true_on_that_cluster_is_the_one_line_preflight_error(detected):
+    plan = decide(
+        MetricsServerSettings(mode="true", kubelet_insecure_tls=True),
+        detected,
+        owner=stack_id("selfheal-lb", "h-i10-a"),
+        namespace="h-i10-a",
+    )
+    assert plan.error.startswith(
+        "metricsServerEnabled is true but the cluster already serves metrics.k8s.io ("
+    )
+
+
+# --- two namespaces sharing the addon -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def core(detected) -> Iterator[Any]:
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(config_file=str(KUBECONFIG), context=CONTEXT)
+    v1 = client.CoreV1Api(api_client)
+    for ns in NAMESPACES:  # left over from an interrupted run: start clean
+        try:
+            v1.delete_namespace(ns)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            continue
+        _wait(f"old namespace {ns} gone", lambda ns=ns: _absent(v1, ns), seconds=120)
+    yield v1
+    for ns in NAMESPACES:  # leave nothing behind, whatever happened
+        try:
+            v1.delete_namespace(ns)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+    api_client.close()
+
+
+def _absent(v1: Any, namespace: str) -> bool:
+    from kubernetes import client
+
+    try:
+        v1.read_namespace(namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return True
+        raise
+    return False
+
+
+def _pause_image(v1: Any) -> str:
+    for node in v1.list_node().items:
+        for image in node.status.images or []:
+            for name in image.names or []:
+                if "/pause:" in name:
+                    return name
+    pytest.skip("no pause image on the node to run a pod from (no image pulls here)")
+
+
+def _pod(namespace: str, image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "metrics-probe",
+            "labels": {
+                "app.kubernetes.io/name": "articles",
+                "app.kubernetes.io/instance": namespace,
+            },
+        },
+        "spec": {
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65535,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "pause",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "resources": {
+                        "requests": {"cpu": "5m", "memory": "8Mi"},
+                        "limits": {"cpu": "20m", "memory": "16Mi"},
+                    },
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _wait(what: str, check, seconds: float = DEADLINE_SECONDS, every: float = 5.0):
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    pytest.fail(f"{what}: not within {seconds:.0f} s (last: {last!r})")
+
+
+def _pod_usage(namespace: str) -> dict[str, Any] | None:
+    """The report's own sampler (loadgen.resources) over the namespace's app-labelled pods."""
+    from loadgen.kube import KubeClient
+    from loadgen.resources import Sampler
+
+    kube = KubeClient.from_kubeconfig(str(KUBECONFIG), CONTEXT, timeout=30)
+    try:
+        sampler = Sampler(kube, namespace, SELECTOR)
+        sampler.sample()
+        summary = sampler.summary("now")
+    finally:
+        kube.close()
+    return summary if summary["available"] and summary["pods"] else None
+
+
+def test_two_stacks_get_metrics_from_the_addon_and_removing_one_keeps_the_other(detected, core):
+    from kubernetes import client
+
+    image = _pause_image(core)
+    for ns in NAMESPACES:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+        core.create_namespaced_pod(ns, _pod(ns, image))
+    for ns in NAMESPACES:
+        _wait(
+            f"pod in {ns} running",
+            lambda ns=ns: core.read_namespaced_pod("metrics-probe", ns).status.phase == "Running",
+            seconds=120,
+        )
+    for ns in NAMESPACES:
+        usage = _wait(f"pod metrics in {ns} from the addon", lambda ns=ns: _pod_usage(ns))
+        assert list(usage["pods"]) == ["metrics-probe"]
+        assert usage["pods"]["metrics-probe"]["memory_mean_mib"] > 0
+
+    # Remove "stack" a entirely; b's metrics must keep coming from the same addon.
+    core.delete_namespace(NAMESPACES[0])
+
+    _wait(f"namespace {NAMESPACES[0]} deleted", lambda: _absent(core, NAMESPACES[0]), seconds=120)
+    after = probe(CONTEXT, str(KUBECONFIG))
+    assert after.status == "available" and after.provider == detected.provider
+    usage = _wait(
+        f"pod metrics in {NAMESPACES[1]} after the removal", lambda: _pod_usage(NAMESPACES[1])
+    )
+    assert usage["pods"]["metrics-probe"]["samples"] >= 1
