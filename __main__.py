@@ -68,7 +68,7 @@ for warning in plan.warnings:
 metrics = None
 if plan.install:
     try:
-        chart_archive = metrics_plan.chart_archive()
+        chart = metrics_plan.chart_path()
     except ChartUnavailable as missing:
         offline_facts = metrics_plan.OFFLINE
         if offline_facts is None or not offline_facts.render_without_chart:
@@ -80,7 +80,7 @@ if plan.install:
             "metrics-server",
             MetricsServerArgs(
                 settings=s.metrics_server,
-                chart_archive=chart_archive,
+                chart=chart,
                 owner_stack=owner,
                 owner_namespace=s.cluster.namespace,
                 kube_context=s.cluster.kube_context,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -123,3 +125,30 @@ def ensure(
 ) -> Path:
     """The verified archive: from the cache, or downloaded once and cached."""
     return cached(pin, cache_dir) or fetch(pin, cache_dir, opener=opener, timeout=timeout)
+
+
+def unpacked(pin: ChartPin, cache_dir: Path | None = None, **fetch_kw: object) -> Path:
+    """The verified archive unpacked: the chart directory (with Chart.yaml) to hand to
+    `helm.v3.LocalChartOpts`, whose documented input is a directory.
+
+    Unpacked afresh from the just-verified archive on every call (a chart is tens of KiB), so
+    an edited copy in the cache is never what gets deployed.
+    """
+    archive = ensure(pin, cache_dir, **fetch_kw)  # type: ignore[arg-type]
+    target = archive.parent / f"{pin.name}-{pin.version}"
+    scratch = Path(tempfile.mkdtemp(prefix=f".{pin.name}-", dir=archive.parent))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(scratch, filter="data")  # no absolute paths, links out, devices
+        chart_dirs = [p for p in scratch.iterdir() if (p / "Chart.yaml").is_file()]
+        if len(chart_dirs) != 1:
+            raise ChartUnavailable(f"{pin.name} chart {pin.version}: {archive} holds no chart")
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(scratch, target)
+    except (tarfile.TarError, OSError) as exc:
+        raise ChartUnavailable(
+            f"{pin.name} chart {pin.version}: cannot unpack {archive}: {exc}"
+        ) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target / chart_dirs[0].name

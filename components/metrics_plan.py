@@ -144,7 +144,7 @@ class OfflineFacts:
     """What the mocks use instead of the probe and the chart cache."""
 
     metrics_api: MetricsApiState
-    chart: Path | None = None  # the verified archive; None = not to be had here
+    chart: Path | None = None  # the chart (archive or directory); None = not to be had here
     chart_problem: str = ""  # one line: why there is no chart
     # make render: without the chart, warn and leave its objects out instead of failing.
     render_without_chart: bool = False
@@ -159,13 +159,13 @@ def detect(kube_context: str) -> MetricsApiState:
     return probe(kube_context)
 
 
-def chart_archive() -> Path:
-    """The verified chart archive (fetched once into the cache); ChartUnavailable otherwise."""
+def chart_path() -> Path:
+    """The verified chart (fetched once into the cache, unpacked); ChartUnavailable otherwise."""
     if OFFLINE is not None:
         if OFFLINE.chart is None:
             raise chart_cache.ChartUnavailable(OFFLINE.chart_problem or "no chart offline")
         return OFFLINE.chart
-    return chart_cache.ensure(CHART)
+    return chart_cache.unpacked(CHART)
 
 
 def preflight(stack: str, project_dir: Path | None = None) -> tuple[int, str]:

@@ -4,9 +4,9 @@ It serves the metrics API (metrics.k8s.io) that the HorizontalPodAutoscaler and 
 verification's CPU/memory sampling read. The stack declares it only when components/
 metrics_plan.py says so: one metrics-server per cluster, owned by the stack that installed it.
 
-Why `helm.v3.Chart` with the local archive, not the v4 `Chart`:
-- the archive is the verified copy from the cache (components/chart_cache.py): nothing is
-  downloaded on preview or up once it is there;
+Why `helm.v3.Chart` with the local chart, not the v4 `Chart`:
+- the chart is the verified archive from the cache, unpacked (components/chart_cache.py):
+  nothing is downloaded on preview or up once it is there;
 - v3 renders through the provider's `kubernetes:helm:template` invoke and registers every
   object from this program, so the per-object options (retain on delete) are plain
   `transformations`, and under the SDK's mocks the same objects appear (the invoke answered by
@@ -73,7 +73,7 @@ CHECKOV_SKIPS = {
 @dataclass(frozen=True)
 class MetricsServerArgs:
     settings: MetricsServerSettings
-    chart_archive: Path  # the verified archive (components/metrics_plan.chart_archive())
+    chart: Path  # the verified chart, unpacked (components/metrics_plan.chart_path())
     owner_stack: str  # "<project>/<stack>": written on the APIService
     owner_namespace: str  # that stack's app namespace
     kube_context: str = ""  # "" = the kubeconfig's current context
@@ -119,7 +119,7 @@ class MetricsServer(pulumi.ComponentResource):
         self.chart = Chart(
             RELEASE,
             LocalChartOpts(
-                path=str(args.chart_archive),
+                path=str(args.chart),
                 namespace=NAMESPACE,
                 values=chart_values(args),
                 transformations=[_retain],

@@ -114,6 +114,36 @@ def test_the_cache_lives_outside_the_checkout_and_follows_the_environment(monkey
     assert chart_cache.default_cache_dir() == tmp_path / "own" / "charts"
 
 
+def test_unpacked_is_the_chart_directory_of_the_verified_archive(server, tmp_path):
+    pin = _pin(server.url)
+    chart = chart_cache.unpacked(pin, tmp_path)
+    assert (chart / "Chart.yaml").is_file() and (chart / "templates" / "objects.yaml").is_file()
+    # An edited copy in the cache is not what gets used: each call unpacks the archive afresh.
+    (chart / "templates" / "objects.yaml").write_text("tampered")
+    again = chart_cache.unpacked(pin, tmp_path)
+    assert again == chart and "tampered" not in (again / "templates" / "objects.yaml").read_text()
+    assert server.hits == 1
+
+
+def test_an_archive_that_escapes_its_directory_is_refused(tmp_path):
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("../evil/Chart.yaml")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"x: 1"))
+    data = buffer.getvalue()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    pin = ChartPin(name="evil", version="1", url="http://127.0.0.1:9/x", sha256=sha256_hex(data))
+    (cache / pin.file_name).write_bytes(data)  # a cached archive with the pinned digest
+    with pytest.raises(ChartUnavailable, match="cannot unpack"):
+        chart_cache.unpacked(pin, cache)
+    assert not (tmp_path / "evil").exists()
+
+
 def test_the_metrics_server_pin_is_an_exact_version_with_a_sha256():
     assert CHART.version == "3.13.0"
     assert CHART.url.endswith(

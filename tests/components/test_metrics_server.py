@@ -20,7 +20,7 @@ CHART_TYPE = "kubernetes:helm.sh/v3:Chart"
 def _args(insecure: bool = True, archive: Path = Path("/x.tgz")) -> MetricsServerArgs:
     return MetricsServerArgs(
         settings=MetricsServerSettings(mode="auto", kubelet_insecure_tls=insecure),
-        chart_archive=archive,
+        chart=archive,
         owner_stack="selfheal-lb/dev",
         owner_namespace="selfheal-lb-dev",
     )
@@ -58,7 +58,7 @@ def test_the_component_renders_the_archive_into_kube_system(run_snippet, tmp_pat
             from components.settings import MetricsServerSettings
             MetricsServer("metrics-server", MetricsServerArgs(
                 settings=MetricsServerSettings(mode="true", kubelet_insecure_tls=True),
-                chart_archive=Path({str(archive)!r}),
+                chart=Path({str(archive)!r}),
                 owner_stack="selfheal-lb/dev",
                 owner_namespace="selfheal-lb-dev",
                 kube_context="kind-x",
