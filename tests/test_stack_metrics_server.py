@@ -8,10 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chart_fixtures import require_helm, write_chart
+from chart_fixtures import require_helm, sha256_hex, write_chart
 from stack_fixtures import dev_config
 
-from components import offline
+from components import chart_cache, offline
+from components.chart_cache import ChartPin
 from components.metrics_api import (
     ABSENT,
     CLUSTER_ADDON,
@@ -83,6 +84,27 @@ def test_on_a_cluster_without_metrics_the_stack_installs_the_chart_it_owns(archi
     out = run.outputs["metricsServer"]
     assert out["installedByThisStack"] is True and out["detected"] == "absent"
     assert out["inUse"].startswith("installed by this stack: metrics-server chart 3.13.0")
+
+
+def test_the_unpacked_verified_chart_is_what_the_program_renders(tmp_path):
+    """The real path: archive in the cache, digest checked, unpacked, handed to helm.v3.Chart."""
+    require_helm()
+    cache = tmp_path / "cache"
+    archive = write_chart(cache)
+    pin = ChartPin(
+        "selfheal-lb-test-chart",
+        "0.0.1",
+        "http://127.0.0.1:9/unused.tgz",
+        sha256_hex(archive.read_bytes()),
+    )
+    chart_dir = chart_cache.unpacked(pin, cache)
+    assert chart_dir.is_dir()
+    run = offline.run_program(dev_config(), stack="dev", metrics_api=ABSENT, chart=chart_dir)
+    assert sorted(r.inputs["kind"] for r in _metrics_objects(run)) == [
+        "APIService",
+        "Deployment",
+        "Service",
+    ]
 
 
 def test_insecure_tls_off_reaches_the_chart(archive):
