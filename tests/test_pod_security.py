@@ -29,35 +29,17 @@ POD_SPEC_PATHS = {
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
 RESTRICTED_VOLUME_TYPES = {
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+    "projected", "secret",
 }
 SAFE_SYSCTLS = {
-    "kernel.shm_rmid_forced",
-    "net.ipv4.ip_local_port_range",
-    "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.ping_group_range",
-    "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time",
-    "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_keepalive_intvl",
+    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
     "net.ipv4.tcp_keepalive_probes",
 }
-SELINUX_TYPES = {
-    None,
-    "",
-    "container_t",
-    "container_init_t",
-    "container_kvm_t",
-    "container_engine_t",
-}
+SELINUX_TYPES = {None, "", "container_t", "container_init_t", "container_kvm_t",
+                 "container_engine_t"}
 
 
 def dig(value: Any, *path: str) -> Any:
@@ -195,15 +177,10 @@ def test_every_pod_the_stack_creates_is_admitted_by_restricted(manifests):
 # The checker itself must catch what the admission controller rejects.
 COMPLIANT = {
     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-    "containers": [
-        {
-            "name": "c",
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "capabilities": {"drop": ["ALL"]},
-            },
-        }
-    ],
+    "containers": [{
+        "name": "c",
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }],
     "volumes": [{"name": "tmp", "emptyDir": {}}],
 }
 
@@ -238,10 +215,8 @@ C = ("containers", 0, "securityContext")
         (variant((*C, "capabilities"), {"drop": ["ALL"], "add": ["SYS_ADMIN"]}), "SYS_ADMIN"),
         (variant(("containers", 0, "ports"), [{"containerPort": 80, "hostPort": 80}]), "hostPort"),
         (variant((*C, "procMount"), "Unmasked"), "procMount"),
-        (
-            variant(("securityContext", "sysctls"), [{"name": "kernel.msgmax", "value": "1"}]),
-            "unsafe sysctl",
-        ),
+        (variant(("securityContext", "sysctls"), [{"name": "kernel.msgmax", "value": "1"}]),
+         "unsafe sysctl"),
         (variant((*C, "seLinuxOptions"), {"type": "spc_t"}), "SELinux type"),
     ],
 )

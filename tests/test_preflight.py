@@ -22,7 +22,7 @@ BASE_TOOLS = ("bash", "dirname", "ls", "sed", "tr", "mkdir", "cat")
 
 def _tool(bin_dir: Path, name: str, body: str) -> None:
     path = bin_dir / name
-    path.write_text(f'#!/bin/bash\necho "{name} $*" >> "$CALLS"\n{body}\n')
+    path.write_text(f"#!/bin/bash\necho \"{name} $*\" >> \"$CALLS\"\n{body}\n")
     path.chmod(0o755)
 
 

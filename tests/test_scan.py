@@ -50,7 +50,9 @@ def test_the_scan_never_calls_out():
 def test_the_scan_fails_on_an_insecure_manifest_and_names_the_checks(tmp_path):
     (tmp_path / "pod-insecure.yaml").write_text(INSECURE_POD)
     (tmp_path / "all.yaml").write_text("this: [is not scanned")  # skipped like the real one
-    result = subprocess.run([str(SCAN), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(SCAN), str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     for check in ("CKV_K8S_16", "CKV_K8S_19", "CKV_K8S_8"):  # privileged, hostNetwork, liveness
         assert check in result.stdout

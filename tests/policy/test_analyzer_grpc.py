@@ -68,13 +68,8 @@ def test_the_pack_describes_itself_with_every_policy_mandatory(analyzer):
     assert {p.name: p.enforcementLevel for p in info.policies} == {
         name: MANDATORY
         for name in (
-            "image-pinned",
-            "container-resources",
-            "container-probes",
-            "pod-runs-as-non-root",
-            "no-privilege-escalation",
-            "read-only-root-filesystem",
-            "load-balancer-only-for-app",
+            "image-pinned", "container-resources", "container-probes", "pod-runs-as-non-root",
+            "no-privilege-escalation", "read-only-root-filesystem", "load-balancer-only-for-app",
             "replicated-deployments-have-pdb",
         )
     }

@@ -66,92 +66,46 @@ FAILING = [
     (
         "image-pinned",
         DEPLOYMENT,
-        mutated(
-            deployment(),
-            "spec.template.spec.initContainers",
-            [{**secure_container("init"), "image": "registry:5000/busybox"}],
-        ),
+        mutated(deployment(), "spec.template.spec.initContainers", [
+            {**secure_container("init"), "image": "registry:5000/busybox"}
+        ]),
         "init container 'init'",
     ),
-    (
-        "container-resources",
-        DEPLOYMENT,
-        mutated(deployment(), f"{C0}.resources.limits", DELETE),
-        "limits.cpu, resources.limits.memory",
-    ),
-    (
-        "container-resources",
-        DEPLOYMENT,
-        mutated(deployment(), f"{C0}.resources.requests.memory", DELETE),
-        "requests.memory",
-    ),
+    ("container-resources", DEPLOYMENT,
+     mutated(deployment(), f"{C0}.resources.limits", DELETE),
+     "limits.cpu, resources.limits.memory"),
+    ("container-resources", DEPLOYMENT,
+     mutated(deployment(), f"{C0}.resources.requests.memory", DELETE), "requests.memory"),
     ("container-resources", JOB, mutated(fortio_job(), f"{C0}.resources", DELETE), "requests.cpu"),
-    (
-        "container-probes",
-        DEPLOYMENT,
-        mutated(deployment(), f"{C0}.livenessProbe", DELETE),
-        "no livenessProbe",
-    ),
-    (
-        "container-probes",
-        DEPLOYMENT,
-        mutated(deployment(), f"{C0}.readinessProbe", DELETE),
-        "no readinessProbe",
-    ),
+    ("container-probes", DEPLOYMENT,
+     mutated(deployment(), f"{C0}.livenessProbe", DELETE), "no livenessProbe"),
+    ("container-probes", DEPLOYMENT,
+     mutated(deployment(), f"{C0}.readinessProbe", DELETE), "no readinessProbe"),
     (
         "container-probes",
         POD,
         {"kind": "Pod", "spec": pod_spec(mutated(secure_container(), "livenessProbe", DELETE))},
         "no livenessProbe",
     ),
-    (
-        "pod-runs-as-non-root",
-        DEPLOYMENT,
-        mutated(deployment(), "spec.template.spec.securityContext", DELETE),
-        "may run as root",
-    ),
-    (
-        "pod-runs-as-non-root",
-        DEPLOYMENT,
-        mutated(deployment(), f"{C0}.securityContext.runAsUser", 0.0),
-        "runs as root",
-    ),
-    (
-        "no-privilege-escalation",
-        DEPLOYMENT,
-        mutated(deployment(), f"{C0}.securityContext.allowPrivilegeEscalation", DELETE),
-        "allows privilege escalation",
-    ),
-    (
-        "no-privilege-escalation",
-        JOB,
-        mutated(fortio_job(), f"{C0}.securityContext.allowPrivilegeEscalation", True),
-        "allows privilege escalation",
-    ),
-    (
-        "no-privilege-escalation",
-        DEPLOYMENT,
-        mutated(deployment(), f"{C0}.securityContext.privileged", True),
-        "is privileged",
-    ),
-    (
-        "read-only-root-filesystem",
-        DEPLOYMENT,
-        mutated(deployment(), f"{C0}.securityContext.readOnlyRootFilesystem", False),
-        "writable root",
-    ),
-    (
-        "read-only-root-filesystem",
-        JOB,
-        mutated(fortio_job(), f"{C0}.securityContext.readOnlyRootFilesystem", DELETE),
-        "writable root",
-    ),
-    (
-        "load-balancer-only-for-app",
-        SERVICE,
-        service(selector={"app.kubernetes.io/name": "fortio"}),
-        "does not front the article pods",
-    ),
+    ("pod-runs-as-non-root", DEPLOYMENT,
+     mutated(deployment(), "spec.template.spec.securityContext", DELETE), "may run as root"),
+    ("pod-runs-as-non-root", DEPLOYMENT,
+     mutated(deployment(), f"{C0}.securityContext.runAsUser", 0.0), "runs as root"),
+    ("no-privilege-escalation", DEPLOYMENT,
+     mutated(deployment(), f"{C0}.securityContext.allowPrivilegeEscalation", DELETE),
+     "allows privilege escalation"),
+    ("no-privilege-escalation", JOB,
+     mutated(fortio_job(), f"{C0}.securityContext.allowPrivilegeEscalation", True),
+     "allows privilege escalation"),
+    ("no-privilege-escalation", DEPLOYMENT,
+     mutated(deployment(), f"{C0}.securityContext.privileged", True), "is privileged"),
+    ("read-only-root-filesystem", DEPLOYMENT,
+     mutated(deployment(), f"{C0}.securityContext.readOnlyRootFilesystem", False), "writable root"),
+    ("read-only-root-filesystem", JOB,
+     mutated(fortio_job(), f"{C0}.securityContext.readOnlyRootFilesystem", DELETE),
+     "writable root"),
+    ("load-balancer-only-for-app", SERVICE,
+     service(selector={"app.kubernetes.io/name": "fortio"}), "does not front the article pods"),
     ("load-balancer-only-for-app", SERVICE, service(selector={}), "does not front"),
 ]
 
@@ -213,11 +167,9 @@ def test_a_container_overriding_a_safe_pod_context_with_root_is_rejected():
 
 
 def test_every_bad_container_is_reported_not_only_the_first():
-    two = deployment(
-        spec=pod_spec(
-            {**secure_container("a"), "image": "a"}, {**secure_container("b"), "image": "b:latest"}
-        )
-    )
+    two = deployment(spec=pod_spec(
+        {**secure_container("a"), "image": "a"}, {**secure_container("b"), "image": "b:latest"}
+    ))
     found = violations((DEPLOYMENT, "d", two), (PDB, "pdb", pdb()))
     assert [m.split(" ", 3)[1:3] for m in found] == [["container", "'a'"], ["container", "'b'"]]
 
@@ -268,12 +220,10 @@ def test_a_pdb_that_does_not_select_the_pods_does_not_count(the_pdb):
     "selector",
     [
         {"matchLabels": {"app.kubernetes.io/name": "articles"}},
-        {
-            "matchExpressions": [
-                {"key": "app.kubernetes.io/name", "operator": "In", "values": ["articles", "x"]},
-                {"key": "tier", "operator": "DoesNotExist"},
-            ]
-        },
+        {"matchExpressions": [
+            {"key": "app.kubernetes.io/name", "operator": "In", "values": ["articles", "x"]},
+            {"key": "tier", "operator": "DoesNotExist"},
+        ]},
         {"matchExpressions": [{"key": "app.kubernetes.io/part-of", "operator": "Exists"}]},
         {},  # policy/v1: an empty selector selects every pod in the namespace
     ],
@@ -284,15 +234,9 @@ def test_pdb_selectors_are_matched_like_the_api_server(selector):
 
 
 def test_a_not_in_expression_excluding_the_pods_does_not_count():
-    the_pdb = mutated(
-        pdb(),
-        "spec.selector",
-        {
-            "matchExpressions": [
-                {"key": "app.kubernetes.io/name", "operator": "NotIn", "values": ["articles"]}
-            ]
-        },
-    )
+    the_pdb = mutated(pdb(), "spec.selector", {"matchExpressions": [
+        {"key": "app.kubernetes.io/name", "operator": "NotIn", "values": ["articles"]}
+    ]})
     assert len(violations((DEPLOYMENT, "articles", deployment()), (PDB, "pdb", the_pdb))) == 1
 
 
