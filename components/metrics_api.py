@@ -74,7 +74,9 @@ def describe_provider(apiservice: Mapping[str, Any]) -> str:
             "app.kubernetes.io/instance", "?"
         )
         return f"Helm release {release} ({where})"
-    return f"metrics-server at {where}"
+    if labels.get("k8s-app") == "metrics-server":  # the upstream manifests' label
+        return f"metrics-server add-on ({where})"
+    return f"APIService without an owner label ({where})"
 
 
 def state_from_apiservice(apiservice: Mapping[str, Any]) -> MetricsApiState:

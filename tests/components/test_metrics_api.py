@@ -72,7 +72,7 @@ def test_a_selfheal_lb_install_names_its_owner(api, kubeconfig):
     )
 
 
-def test_a_helm_release_and_an_unlabelled_one(api, kubeconfig):
+def test_a_helm_release_the_upstream_manifest_and_an_unlabelled_one(api, kubeconfig):
     api.serve(
         apiservice(
             labels={"app.kubernetes.io/managed-by": "Helm"},
@@ -80,8 +80,12 @@ def test_a_helm_release_and_an_unlabelled_one(api, kubeconfig):
         )
     )
     assert probe("ctx", kubeconfig).provider == "Helm release ms (kube-system/metrics-server)"
+    api.serve(apiservice(labels={"k8s-app": "metrics-server"}))  # upstream components.yaml
+    assert probe("ctx", kubeconfig).provider == "metrics-server add-on (kube-system/metrics-server)"
     api.serve(apiservice())
-    assert probe("ctx", kubeconfig).provider == "metrics-server at kube-system/metrics-server"
+    assert probe("ctx", kubeconfig).provider == (
+        "APIService without an owner label (kube-system/metrics-server)"
+    )
 
 
 def test_not_available_carries_the_condition(api, kubeconfig):
