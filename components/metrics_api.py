@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -111,9 +112,11 @@ def probe(
     from kubernetes.client.rest import ApiException
     from kubernetes.config.config_exception import ConfigException
 
+    # KUBECONFIG as it is now: the client reads it only once, when it is first imported.
+    config_file = kubeconfig or os.environ.get("KUBECONFIG") or None
     try:
         api_client = config.new_client_from_config(
-            config_file=kubeconfig, context=kube_context or None
+            config_file=config_file, context=kube_context or None
         )
     except (ConfigException, OSError, ValueError, TypeError) as exc:
         return MetricsApiState("unknown", detail=f"no usable kubeconfig: {_one_line(exc)}")

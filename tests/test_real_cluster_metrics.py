@@ -14,17 +14,19 @@ the node already has) labelled like the app's pods: the metrics path is the same
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from stack_fixtures import dev_config
+import yaml
+from stack_fixtures import ROOT, dev_config
 
-from components import offline
+from components import offline, render
 from components.metrics_api import MetricsApiState, probe
-from components.metrics_plan import decide, stack_id
+from components.metrics_plan import decide, preflight, stack_id
 from components.settings import MetricsServerSettings
 
 KUBECONFIG = Path(
@@ -32,6 +34,7 @@ KUBECONFIG = Path(
 )
 CONTEXT = os.environ.get("SELFHEAL_LB_REAL_CONTEXT", "selfheal-lb")
 NAMESPACES = ("h-i10-a", "h-i10-b")
+HPA_NAMESPACE = "h-i10-c"
 SELECTOR = "app.kubernetes.io/name=articles"
 DEADLINE_SECONDS = 180  # metrics-server scrapes every 15 s; a new pod shows within ~1 minute
 
@@ -81,6 +84,24 @@ def test_explicit_true_on_that_cluster_is_the_one_line_preflight_error(detected)
     )
 
 
+@pytest.mark.parametrize(
+    ("mode", "code", "start"),
+    [
+        ("auto", 0, ""),
+        ("false", 0, ""),
+        ("true", 1, "metricsServerEnabled is true but the cluster already serves metrics.k8s.io"),
+    ],
+)
+def test_preflight_against_the_real_cluster(detected, tmp_path, monkeypatch, mode, code, start):
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    config = {"selfheal-lb:kubeContext": CONTEXT, "selfheal-lb:metricsServerEnabled": mode}
+    (tmp_path / "Pulumi.h-i10.yaml").write_text(yaml.safe_dump({"config": config}))
+    monkeypatch.setenv("KUBECONFIG", str(KUBECONFIG))
+    got_code, line = preflight("h-i10", tmp_path)
+    assert got_code == code and line.startswith(start), line
+    assert (line == "") == (start == "")
+
+
 # --- two namespaces sharing the addon -------------------------------------------------------
 
 
@@ -90,7 +111,7 @@ def core(detected) -> Iterator[Any]:
 
     api_client = config.new_client_from_config(config_file=str(KUBECONFIG), context=CONTEXT)
     v1 = client.CoreV1Api(api_client)
-    for ns in NAMESPACES:  # left over from an interrupted run: start clean
+    for ns in (*NAMESPACES, HPA_NAMESPACE):  # left over from an interrupted run: start clean
         try:
             v1.delete_namespace(ns)
         except client.ApiException as exc:
@@ -99,7 +120,7 @@ def core(detected) -> Iterator[Any]:
             continue
         _wait(f"old namespace {ns} gone", lambda ns=ns: _absent(v1, ns), seconds=120)
     yield v1
-    for ns in NAMESPACES:  # leave nothing behind, whatever happened
+    for ns in (*NAMESPACES, HPA_NAMESPACE):  # leave nothing behind, whatever happened
         try:
             v1.delete_namespace(ns)
         except client.ApiException as exc:
@@ -220,3 +241,48 @@ def test_two_stacks_get_metrics_from_the_addon_and_removing_one_keeps_the_other(
         f"pod metrics in {NAMESPACES[1]} after the removal", lambda: _pod_usage(NAMESPACES[1])
     )
     assert usage["pods"]["metrics-probe"]["samples"] >= 1
+
+
+def test_the_stacks_hpa_gets_cpu_metrics_from_the_addon(detected, core):
+    """The HPA the program declares (given the real detection), applied as rendered, against a
+    Deployment of the same name: the autoscaler reads CPU utilisation from the addon."""
+    from kubernetes import client
+
+    run = offline.run_program(
+        dev_config(namespace=HPA_NAMESPACE, kubeContext=CONTEXT),
+        stack=HPA_NAMESPACE,
+        metrics_api=detected,
+    )
+    (hpa,) = [o for o in render.k8s_objects(run) if o["kind"] == "HorizontalPodAutoscaler"]
+    target = hpa["spec"]["scaleTargetRef"]["name"]
+    pod = _pod(HPA_NAMESPACE, _pause_image(core))
+    labels = {"app.kubernetes.io/name": "articles", "app.kubernetes.io/instance": HPA_NAMESPACE}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": target, "namespace": HPA_NAMESPACE},
+        "spec": {
+            "replicas": hpa["spec"]["minReplicas"],
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod["spec"]},
+        },
+    }
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=HPA_NAMESPACE)))
+    api_client = core.api_client
+    client.AppsV1Api(api_client).create_namespaced_deployment(HPA_NAMESPACE, deployment)
+    autoscaling = client.AutoscalingV2Api(api_client)
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(HPA_NAMESPACE, hpa)
+
+    def cpu_utilisation() -> int | None:
+        status = autoscaling.read_namespaced_horizontal_pod_autoscaler(
+            hpa["metadata"]["name"], HPA_NAMESPACE
+        ).status
+        active = [c for c in status.conditions or [] if c.type == "ScalingActive"]
+        for metric in status.current_metrics or []:
+            current = metric.resource.current if metric.resource else None
+            if active and active[0].status == "True" and current is not None:
+                return current.average_utilization
+        return None
+
+    utilisation = _wait("HPA reading CPU from the addon", cpu_utilisation)
+    assert utilisation is not None and utilisation >= 0
