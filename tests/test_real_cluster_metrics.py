@@ -13,8 +13,10 @@ the node already has) labelled like the app's pods: the metrics path is the same
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -286,3 +288,129 @@ def test_the_stacks_hpa_gets_cpu_metrics_from_the_addon(detected, core):
 
     utilisation = _wait("HPA reading CPU from the addon", cpu_utilisation)
     assert utilisation is not None and utilisation >= 0
+
+
+# --- two whole stacks, verified, then one removed -------------------------------------------
+# No Pulumi engine here: each stack's objects are what the program declares (under the mocks,
+# given the real detection), applied as rendered; its verification runs the very commands the
+# stack's local.Commands run. The one hand edit: fortio's image is the copy loaded on the node
+# (no image pulls from this cluster), under the name the node has it.
+
+STACKS = ("h-i10-s1", "h-i10-s2")
+NODE_FORTIO_IMAGE = os.environ.get(
+    "SELFHEAL_LB_REAL_FORTIO_IMAGE", "localhost/selfheal-lb/fortio:1.68.2"
+)
+COMMAND = "command:local:Command"
+
+
+def _unschedulable(v1: Any, namespace: str) -> str:
+    for pod in v1.list_namespaced_pod(namespace).items:
+        for cond in pod.status.conditions or []:
+            if cond.type == "PodScheduled" and cond.status == "False":
+                return f"{pod.metadata.name}: {cond.message}"
+    return ""
+
+
+def _wait_or_skip_if_no_room(v1: Any, namespace: str, what: str, check, seconds: float):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(5)
+    no_room = _unschedulable(v1, namespace)
+    if no_room:
+        pytest.skip(f"the shared node has no room for the stack's pods: {no_room}")
+    pytest.fail(f"{what}: not within {seconds:.0f} s")
+
+
+def _run_command(create: str, stdin: str = "") -> str:
+    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
+    proc = subprocess.run(
+        ["bash", "-c", create],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def _stand_up_and_verify(v1: Any, detected: MetricsApiState, ns: str) -> dict[str, Any]:
+    from kubernetes import client, utils
+
+    run = offline.run_program(
+        dev_config(namespace=ns, kubeContext=CONTEXT, serviceType="ClusterIP"),
+        stack=ns,
+        preview=True,
+        metrics_api=detected,
+    )
+    assert run.outputs["metricsServer"]["installedByThisStack"] is False
+    objects = render.k8s_objects(run)
+    assert not [o for o in objects if o["kind"] in ("APIService", "ClusterRole")]
+    (job,) = [o for o in objects if o["kind"] == "Job"]
+    for container in job["spec"]["template"]["spec"]["containers"]:
+        container["image"], container["imagePullPolicy"] = NODE_FORTIO_IMAGE, "Never"
+    commands = {r.name: r.inputs["create"] for r in run.of_type(COMMAND)}
+    api_client = v1.api_client
+    for obj in objects:
+        if obj["kind"] != "Job":
+            utils.create_from_dict(api_client, obj)
+    apps = client.AppsV1Api(api_client)
+    _wait_or_skip_if_no_room(
+        v1,
+        ns,
+        f"Deployment articles in {ns} ready",
+        lambda: (
+            (apps.read_namespaced_deployment_status("articles", ns).status.ready_replicas or 0) >= 3
+        ),
+        seconds=240,
+    )
+    baseline = _run_command(commands["verification-snapshot"])
+    utils.create_from_dict(api_client, job)
+    batch = client.BatchV1Api(api_client)
+
+    def complete() -> bool:
+        status = batch.read_namespaced_job_status(job["metadata"]["name"], ns).status
+        return any(c.type == "Complete" and c.status == "True" for c in status.conditions or [])
+
+    _wait_or_skip_if_no_room(v1, ns, f"fortio Job in {ns} complete", complete, seconds=300)
+    return json.loads(_run_command(commands["verification-verify"], stdin=baseline))
+
+
+def test_two_stacks_verify_on_the_addon_and_one_removed_leaves_the_others_metrics(detected, core):
+    from kubernetes import client
+
+    for ns in STACKS:
+        try:
+            core.delete_namespace(ns)
+            _wait(f"old {ns} gone", lambda ns=ns: _absent(core, ns), seconds=120)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+    try:
+        reports = {ns: _stand_up_and_verify(core, detected, ns) for ns in STACKS}
+        for ns, report in reports.items():
+            assert report["verdict"] == "balanced", (ns, report.get("reason"))
+            # The report's CPU/memory come from the add-on.
+            assert report["resources"]["available"] is True, (ns, report["resources"])
+        core.delete_namespace(STACKS[0])
+        _wait(f"{STACKS[0]} deleted", lambda: _absent(core, STACKS[0]), seconds=180)
+        assert probe(CONTEXT, str(KUBECONFIG)).status == "available"
+        selector = f"app.kubernetes.io/name=articles,app.kubernetes.io/instance={STACKS[1]}"
+        top = _run_command(
+            f"venv/bin/python -m loadgen top --namespace {STACKS[1]} --selector {selector} "
+            f"--context {CONTEXT} --json"
+        )
+        rep = json.loads(top)
+        assert rep["available"] is True, rep["note"]
+        assert len(rep["pods"]) == 3 and all(row["resources"] for row in rep["pods"]), rep
+    finally:
+        for ns in STACKS:
+            try:
+                core.delete_namespace(ns)
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
