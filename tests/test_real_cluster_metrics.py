@@ -396,6 +396,11 @@ def test_two_stacks_verify_on_the_addon_and_one_removed_leaves_the_others_metric
             assert report["verdict"] == "balanced", (ns, report.get("reason"))
             # The report's CPU/memory come from the add-on.
             assert report["resources"]["available"] is True, (ns, report["resources"])
+            print(  # the figures, for the record (pytest -s)
+                f"{ns}: {report['verdict']} p={(report.get('distribution') or {}).get('p_value')} "
+                f"requests={[p.get('requests') for p in report.get('pods', [])]} "
+                f"resources: {report['resources'].get('note')}"
+            )
         core.delete_namespace(STACKS[0])
         _wait(f"{STACKS[0]} deleted", lambda: _absent(core, STACKS[0]), seconds=180)
         assert probe(CONTEXT, str(KUBECONFIG)).status == "available"
