@@ -3,12 +3,17 @@ addon: a metrics-server Deployment in kube-system behind the APIService v1beta1.
 
 - the probe, against that real API server, answers "available" and names it;
 - the program, given that real answer, declares no metrics-server object and still its HPA;
-- two "stacks" (namespaces h-i10-a and h-i10-b) both get pod metrics from the addon through the
-  report's own sampler (loadgen.resources), and removing one leaves the other's metrics working.
+- pods in two namespaces (h-i10-a, h-i10-b) both get metrics from the addon through the report's
+  own sampler (loadgen.resources), and removing one leaves the other's metrics working;
+- the HPA the program declares reads CPU utilisation from the addon;
+
+- two whole stacks, applied as the program renders them and checked by their own verification
+  commands, verify "balanced" with CPU/memory from the add-on; one removed, the other's
+  metrics are still served.
 
 Runs only where the cluster's kubeconfig exists and answers (skipped with the reason
-otherwise). The app image is not on that node, so each namespace runs a pause pod (the image
-the node already has) labelled like the app's pods: the metrics path is the same.
+otherwise; the two-stack test also skips when the shared node has no room for its pods). The
+lighter checks run pause pods (an image every node has) labelled like the app's pods.
 """
 
 from __future__ import annotations
