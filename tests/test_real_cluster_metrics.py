@@ -6,7 +6,6 @@ addon: a metrics-server Deployment in kube-system behind the APIService v1beta1.
 - pods in two namespaces (h-i10-a, h-i10-b) both get metrics from the addon through the report's
   own sampler (loadgen.resources), and removing one leaves the other's metrics working;
 - the HPA the program declares reads CPU utilisation from the addon;
-
 - two whole stacks, applied as the program renders them and checked by their own verification
   commands, verify "balanced" with CPU/memory from the add-on; one removed, the other's
   metrics are still served.
