@@ -27,6 +27,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components import helm_template, metrics_plan
 from components.metrics_api import CLUSTER_ADDON, MetricsApiState
+from components.settings import Settings, load_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # What the mocks see for a value that is unknown during a preview.
@@ -322,10 +323,8 @@ def run_program(
     return run
 
 
-def settings_for(stack: str, project_dir: Path = PROJECT_DIR) -> Any:
+def settings_for(stack: str, project_dir: Path = PROJECT_DIR) -> Settings:
     """The stack's parsed Settings (raises ConfigError / FileNotFoundError), without a program."""
-    from components.settings import load_settings
-
     config = stack_config(stack, project_dir)
     project = project_name(project_dir)
     pulumi.runtime.set_all_config(_as_config_strings(config), secret_keys=[])
