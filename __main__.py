@@ -9,7 +9,9 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import metrics_plan
 from components.app import ArticleApp, ArticleAppArgs
+from components.chart_cache import ChartUnavailable
 from components.image import ArticleImage, ArticleImageArgs
 from components.loadgen import LoadGenerator, LoadGeneratorArgs
 from components.metrics_server import MetricsServer, MetricsServerArgs
@@ -51,18 +53,47 @@ image = ArticleImage(
     ),
 )
 
-metrics = (
-    MetricsServer("metrics-server", MetricsServerArgs(s.metrics_server), k8s_opts)
-    if s.metrics_server.enabled
-    else None
+# metrics-server: one per cluster. Install it only where the cluster serves no metrics API yet
+# (or this stack installed it); otherwise use what is there (components/metrics_plan.py).
+metrics_api = metrics_plan.detect(s.cluster.kube_context)
+owner = metrics_plan.stack_id(s.project, s.stack)
+plan = metrics_plan.decide(
+    s.metrics_server, metrics_api, owner=owner, namespace=s.cluster.namespace
 )
+if plan.error:
+    pulumi.log.error(plan.error)
+    sys.exit(ERROR_SHOWN)
+for warning in plan.warnings:
+    pulumi.log.warn(warning)
+metrics = None
+if plan.install:
+    try:
+        chart = metrics_plan.chart_path()
+    except ChartUnavailable as missing:
+        offline_facts = metrics_plan.OFFLINE
+        if offline_facts is None or not offline_facts.render_without_chart:
+            pulumi.log.error(str(missing))
+            sys.exit(ERROR_SHOWN)
+        pulumi.log.warn(f"{missing}; metrics-server's objects are left out of this render")
+    else:
+        metrics = MetricsServer(
+            "metrics-server",
+            MetricsServerArgs(
+                settings=s.metrics_server,
+                chart=chart,
+                owner_stack=owner,
+                owner_namespace=s.cluster.namespace,
+                kube_context=s.cluster.kube_context,
+            ),
+            k8s_opts,
+        )
 
 app = ArticleApp(
     "app",
     ArticleAppArgs(
         settings=s.app,
         autoscaling=s.autoscaling,
-        metrics_available=s.metrics_server.available,
+        metrics_available=plan.metrics_available,
         namespace=s.cluster.namespace,
         image_ref=image.image_ref,
         pull_policy=s.image.pull_policy,
@@ -112,7 +143,10 @@ if s.load.mode != "off":
 
 if verification is not None and load is not None and load.job is not None:
     verification.after_load(load.job, load.job_name)
-    load_distribution = verification.report
+    # The report's CPU/memory come from whichever metrics-server is in use: say which.
+    load_distribution = verification.report.apply(
+        lambda report: {**report, "metricsServer": plan.in_use}
+    )
     load_test = verification.load_test
 else:
     load_distribution = skipped_report(s)
@@ -130,3 +164,4 @@ pulumi.export("imageRef", image.image_ref)
 pulumi.export("appReplicas", s.app.replicas)
 pulumi.export("loadTest", load_test)
 pulumi.export("loadDistribution", load_distribution)
+pulumi.export("metricsServer", plan.output(metrics_api))

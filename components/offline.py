@@ -25,11 +25,16 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components import helm_template, metrics_plan
+from components.metrics_api import CLUSTER_ADDON, MetricsApiState
+from components.settings import Settings, load_settings
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # What the mocks see for a value that is unknown during a preview.
 UNKNOWN = pulumi.runtime.rpc.UNKNOWN
 _SIG_KEY = "4dabf18193072939515e22adb298388d"  # pulumi.runtime.rpc._special_sig_key
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pulumi.runtime.rpc._special_secret_sig
+HELM_TEMPLATE_INVOKE = "kubernetes:helm:template"
 
 
 def is_unknown(value: Any) -> bool:
@@ -59,6 +64,7 @@ class RecordedResource:
     urn: str
     dependencies: tuple[str, ...] = ()  # URNs this registration waited for (depends_on, inputs)
     provider: str = ""  # provider reference "<urn>::<id>" ("" = the default provider)
+    retain_on_delete: bool = False
 
     @property
     def parent_name(self) -> str:
@@ -77,6 +83,7 @@ class ProgramRun:
     resources: list[RecordedResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # pulumi.log.error messages
+    warnings: list[str] = field(default_factory=list)  # pulumi.log.warn messages
 
     def named(self, name: str) -> RecordedResource:
         found = [r for r in self.resources if r.name == name]
@@ -148,6 +155,7 @@ class _RecordingMocks(pulumi.runtime.Mocks):
             urn=self.pending.urn if request is not None else "",
             dependencies=tuple(request.dependencies) if request is not None else (),
             provider=request.provider if request is not None else "",
+            retain_on_delete=bool(request.retainOnDelete) if request is not None else False,
         )
         with self._lock:
             self.recorded.append(rec)
@@ -157,16 +165,22 @@ class _RecordingMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        if args.token == HELM_TEMPLATE_INVOKE:
+            # helm.v3.Chart asks the provider to render the chart: the pinned helm does it here.
+            opts = json.loads(args.args["jsonOpts"])
+            return {"result": helm_template.template(opts)}, []
         return {}, None
 
 
-class _ErrorCollector(logging.Handler):
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__(level=logging.ERROR)
+class _LogCollector(logging.Handler):
+    def __init__(self, errors: list[str], warnings: list[str]) -> None:
+        super().__init__(level=logging.WARNING)
         self.errors = errors
+        self.warnings = warnings
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.errors.append(record.getMessage())
+        target = self.errors if record.levelno >= logging.ERROR else self.warnings
+        target.append(record.getMessage())
 
 
 def fake_suffix(urn: str) -> str:
@@ -244,8 +258,18 @@ def run_program(
     fake_outputs: OutputFaker | None = None,
     program: Path | None = None,
     project_dir: Path = PROJECT_DIR,
+    metrics_api: MetricsApiState = CLUSTER_ADDON,
+    chart: Path | None = None,
+    chart_problem: str = "",
+    render_without_chart: bool = False,
 ) -> ProgramRun:
     """Evaluate the program under mocks with `config` (fully-qualified keys) and record it.
+
+    What the real program learns outside its config is given instead: `metrics_api`, the
+    cluster's metrics.k8s.io as the probe would report it (default: served by a cluster addon,
+    as on minikube with the walkthrough's addon: the stack installs nothing), and `chart`, the
+    verified metrics-server archive for the cases that install it (None: not to be had, with
+    `chart_problem` as the reason; `render_without_chart` makes that a warning).
 
     A program that reports an error and exits (a config mistake) raises ProgramFailed with
     the reported lines; other exceptions raised by the program propagate unchanged.
@@ -258,9 +282,10 @@ def run_program(
 
     mocks = _RecordingMocks(fake_outputs)
     errors: list[str] = []
+    warnings: list[str] = []
     logger = logging.getLogger(f"selfheal-lb.offline.{id(mocks)}")
     logger.propagate = False
-    logger.addHandler(_ErrorCollector(errors))
+    logger.addHandler(_LogCollector(errors, warnings))
     pulumi.runtime.set_all_config(_as_config_strings(config), secret_keys=[])
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
@@ -274,7 +299,13 @@ def run_program(
         monitor=_RecordingMonitor(mocks),
     )
     root = pulumi_settings.get_root_resource()
-    run = ProgramRun(resources=mocks.recorded, errors=errors)
+    run = ProgramRun(resources=mocks.recorded, errors=errors, warnings=warnings)
+    metrics_plan.OFFLINE = metrics_plan.OfflineFacts(
+        metrics_api=metrics_api,
+        chart=chart,
+        chart_problem=chart_problem or "no metrics-server chart archive was given",
+        render_without_chart=render_without_chart,
+    )
 
     def body() -> None:
         runpy.run_path(str(program), run_name="__main__")
@@ -287,4 +318,20 @@ def run_program(
         code = exit_.code if isinstance(exit_.code, int) else 1
         if code != 0:
             raise ProgramFailed(code, errors) from None
+    finally:
+        metrics_plan.OFFLINE = None
     return run
+
+
+def settings_for(stack: str, project_dir: Path = PROJECT_DIR) -> Settings:
+    """The stack's parsed Settings (raises ConfigError / FileNotFoundError), without a program."""
+    config = stack_config(stack, project_dir)
+    project = project_name(project_dir)
+    pulumi.runtime.set_all_config(_as_config_strings(config), secret_keys=[])
+    return load_settings(
+        pulumi.Config(project),
+        project=project,
+        stack=stack,
+        app_dir=Path("app"),
+        present_keys=config.keys(),
+    )

@@ -10,10 +10,16 @@ Runs the real program (__main__.py) under Pulumi mocks with the stack's real con
                                                    verification commands, the provider, outputs
 
 The summary sits outside build/manifests/ so manifest scanners only see Kubernetes objects.
-Objects a Helm chart creates are rendered by the provider at deploy time; the summary lists
-the chart, its pinned version and values instead.
+metrics-server's chart objects are among the manifests: rendered from the verified archive
+in the cache (fetched once, components/chart_cache.py) by the pinned helm
+(components/helm_template.py). Where the archive or helm cannot be had, one line says so and
+the rest is rendered.
 
-Usage: python -m components.render [--stack dev] [--out build]
+The render assumes a cluster without a metrics API (the stack then installs the chart);
+`--metrics-api available` renders what the stack applies on a cluster that has one (minikube's
+addon): no metrics-server objects.
+
+Usage: python -m components.render [--stack dev] [--out build] [--metrics-api absent|available]
 A config mistake prints the same one-line error `pulumi up` shows and exits 1.
 """
 
@@ -29,12 +35,18 @@ from typing import Any
 
 import yaml
 
-from components import offline
+from components import chart_cache, helm_template, metrics_plan, offline
+from components.metrics_api import ABSENT, CLUSTER_ADDON, MetricsApiState
 
 K8S_PREFIX = "kubernetes:"
-CHART_TYPES = ("kubernetes:helm.sh/v4:Chart", "kubernetes:helm.sh/v3:Release")
+V3_CHART = "kubernetes:helm.sh/v3:Chart"
+CHART_TYPES = (
+    "kubernetes:helm.sh/v4:Chart",
+    "kubernetes:helm.sh/v3:Release",
+)
 SECRET_MARKERS = ("password", "token", "secret")
 REDACTED = "<secret>"
+last_warnings: list[str] = []  # the program's warnings during the last render()
 # all.yaml in an order `kubectl apply -f` can follow: namespaces and policies first.
 APPLY_ORDER = ("Namespace", "NetworkPolicy", "Service", "Deployment", "PodDisruptionBudget")
 
@@ -86,10 +98,13 @@ def k8s_object(rec: offline.RecordedResource) -> dict[str, Any] | None:
 
 def k8s_objects(run: offline.ProgramRun) -> list[dict[str, Any]]:
     """Every Kubernetes object the program declares, as the provider would send it."""
-    objects = [obj for rec in run.resources if (obj := k8s_object(rec)) is not None]
     # Registration order varies run to run (the SDK registers concurrently): sort, so that a
     # render is byte-for-byte reproducible.
-    return sorted(objects, key=_apply_position)
+    return sorted(_objects_of(run.resources), key=_apply_position)
+
+
+def _objects_of(records: list[offline.RecordedResource]) -> list[dict[str, Any]]:
+    return [obj for rec in records if (obj := k8s_object(rec)) is not None]
 
 
 def _apply_position(obj: dict[str, Any]) -> tuple[int, str]:
@@ -122,6 +137,20 @@ def summary(run: offline.ProgramRun, stack: str, project: str) -> dict[str, Any]
         inputs = _redact(_plain(rec.inputs))
         if rec.type == "docker:index/image:Image":
             images.append({"name": rec.name, **inputs})
+        elif rec.type == V3_CHART:
+            # Its objects are among the manifests; here the pinned archive they came from.
+            children = [r for r in run.resources if r.parent_urn == rec.urn]
+            pin = metrics_plan.CHART
+            charts.append(
+                {
+                    "name": rec.name,
+                    "chart": pin.name,
+                    "version": pin.version,
+                    "sha256": pin.sha256,
+                    "objects": sorted(file_name(obj) for obj in _objects_of(children)),
+                    "retainOnDelete": all(r.retain_on_delete for r in children),
+                }
+            )
         elif rec.type in CHART_TYPES:
             charts.append({"name": rec.name, **inputs})
         elif rec.type == "command:local:Command":
@@ -139,13 +168,49 @@ def summary(run: offline.ProgramRun, stack: str, project: str) -> dict[str, Any]
     ):
         doc[key] = sorted(items, key=lambda item: item["name"])
     doc["outputs"] = _redact(_plain(run.outputs))
+    doc["warnings"] = list(run.warnings)  # e.g. the chart that could not be had
     return doc
 
 
-def render(stack: str, out_dir: Path, project_dir: Path = offline.PROJECT_DIR) -> list[Path]:
-    """Evaluate the program for `stack` and write the files; returns the manifest paths."""
+def chart_for_render(cache_dir: Path | None = None) -> tuple[Path | None, str]:
+    """(verified archive, "") or (None, one line saying why its objects cannot be rendered)."""
+    pin = metrics_plan.CHART
+    try:
+        helm_template.helm_binary()
+    except helm_template.HelmUnavailable as missing:
+        return None, f"{pin.name} chart {pin.version} cannot be rendered: {missing}"
+    try:
+        return chart_cache.ensure(pin, cache_dir, timeout=15), ""
+    except chart_cache.ChartUnavailable as missing:
+        return None, str(missing)
+
+
+def render(
+    stack: str,
+    out_dir: Path,
+    project_dir: Path = offline.PROJECT_DIR,
+    *,
+    metrics_api: MetricsApiState = ABSENT,
+    chart: tuple[Path | None, str] | None = None,
+) -> list[Path]:
+    """Evaluate the program for `stack` and write the files; returns the manifest paths.
+
+    `chart` is (archive, why-not) as `chart_for_render()` returns it (looked up when None).
+    The program's warnings (e.g. the chart left out) are in `last_warnings` afterwards.
+    """
     config = offline.stack_config(stack, project_dir)
-    run = offline.run_program(config, stack=stack, preview=True, project_dir=project_dir)
+    archive, problem = chart if chart is not None else chart_for_render()
+    run = offline.run_program(
+        config,
+        stack=stack,
+        preview=True,
+        project_dir=project_dir,
+        metrics_api=metrics_api,
+        chart=archive,
+        chart_problem=problem,
+        render_without_chart=True,
+    )
+    last_warnings[:] = run.warnings
     objects = k8s_objects(run)
     manifests = out_dir / "manifests"
     if manifests.exists():
@@ -168,9 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.render", description=__doc__)
     parser.add_argument("--stack", default="dev")
     parser.add_argument("--out", type=Path, default=offline.PROJECT_DIR / "build")
+    parser.add_argument("--metrics-api", choices=("absent", "available"), default="absent")
     args = parser.parse_args(argv)
+    state = CLUSTER_ADDON if args.metrics_api == "available" else ABSENT
     try:
-        written = render(args.stack, args.out)
+        written = render(args.stack, args.out, metrics_api=state)
     except offline.ProgramFailed as failed:
         for line in failed.errors or [str(failed)]:
             print(f"error: {line}", file=sys.stderr)
@@ -178,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as missing:
         print(f"error: {missing}", file=sys.stderr)
         return 1
+    for warning in last_warnings:
+        print(f"render: {warning}", file=sys.stderr)
     print(
         f"render: {len(written)} Kubernetes objects for stack '{args.stack}' in "
         f"{args.out / 'manifests'}; summary in {args.out / 'summary.yaml'}"

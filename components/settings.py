@@ -24,6 +24,7 @@ ServiceType = Literal["LoadBalancer", "NodePort", "ClusterIP"]
 SessionAffinity = Literal["None", "ClientIP"]
 PullPolicy = Literal["IfNotPresent", "Never", "Always"]
 LoadMode = Literal["job", "continuous", "off"]
+MetricsServerMode = Literal["auto", "true", "false"]
 
 
 class ConfigError(pulumi.RunError, ValueError):
@@ -89,13 +90,11 @@ class AutoscalingSettings:
 
 @dataclass(frozen=True)
 class MetricsServerSettings:
-    enabled: bool  # deploy the chart
+    # auto: install the chart only when the cluster serves no metrics.k8s.io (or this stack
+    # installed it); true: install it (error if another one serves the API); false: never.
+    # components/metrics_plan.py decides with what the cluster answers.
+    mode: MetricsServerMode
     kubelet_insecure_tls: bool
-    already_present: bool  # the cluster runs one already (e.g. minikube addon)
-
-    @property
-    def available(self) -> bool:
-        return self.enabled or self.already_present
 
 
 @dataclass(frozen=True)
@@ -190,9 +189,8 @@ CONFIG_SPEC: dict[str, tuple[str, ConfigValue]] = {
     "hpaMinReplicas": ("integer", 0),
     "hpaMaxReplicas": ("integer", 10),
     "hpaCpuUtilization": ("integer", 70),
-    "metricsServerEnabled": ("boolean", True),
+    "metricsServerEnabled": ("string", "auto"),
     "metricsServerInsecureTls": ("boolean", True),
-    "metricsServerPresent": ("boolean", False),
     "loadgenMode": ("string", "job"),
     "loadgenPods": ("integer", 3),
     "loadgenConnections": ("integer", 100),
@@ -210,6 +208,13 @@ CONFIG_SPEC: dict[str, tuple[str, ConfigValue]] = {
 # A secret cannot carry a default in Pulumi.yaml, and a declared key without a default is
 # required of every stack, so this one is read here but deliberately not declared there.
 SECRET_KEYS = ("imageRegistryPassword",)
+# Keys this project no longer has, with what replaces them (one line instead of "unknown key").
+RETIRED_KEYS = {
+    "metricsServerPresent": (
+        "the stack now detects the cluster's metrics-server itself: remove this key "
+        "(metricsServerEnabled auto uses the one that is there)"
+    ),
+}
 
 
 class _Reader:
@@ -460,18 +465,14 @@ def _autoscaling(r: _Reader, replicas: int) -> AutoscalingSettings:
 
 
 def _metrics_server(r: _Reader) -> MetricsServerSettings:
-    enabled = r.boolean("metricsServerEnabled")
-    present = r.boolean("metricsServerPresent")
-    if enabled and present:
-        r.fail(
-            "metricsServerEnabled",
-            True,
-            "must be false when metricsServerPresent is true (two metrics-servers clash)",
-        )
+    raw = r.raw("metricsServerEnabled")
+    # A stack file may hold the YAML booleans true/false of the key's earlier boolean type.
+    mode = "auto" if raw is None else raw.strip().lower()
+    if mode not in ("auto", "true", "false"):
+        r.fail("metricsServerEnabled", raw, "must be auto, true or false")
     return MetricsServerSettings(
-        enabled=enabled,
+        mode=mode,  # type: ignore[arg-type]
         kubelet_insecure_tls=r.boolean("metricsServerInsecureTls"),
-        already_present=present,
     )
 
 
@@ -532,6 +533,8 @@ def _reject_unknown_keys(r: _Reader, present: Iterable[str], project: str) -> No
         namespace, _, name = full.partition(":")
         if namespace != project or name in known:
             continue
+        if name in RETIRED_KEYS:
+            raise ConfigError(f"config '{full}' is no longer used: {RETIRED_KEYS[name]}")
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else "see Pulumi.yaml for the keys"
         raise ConfigError(f"config '{full}' is not a key of this project: {hint}")

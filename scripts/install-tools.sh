@@ -33,3 +33,19 @@ if [ ! -x "$TOOLS_BIN/fortio" ] || ! "$TOOLS_BIN/fortio" version 2>/dev/null | g
     GOBIN="$TOOLS_BIN" GOFLAGS=-mod=mod go install "fortio.org/fortio@$FORTIO_VERSION"
   fi
 fi
+
+# helm, pinned, for `make render` and the tests: under the SDK's mocks it renders the
+# metrics-server chart as the kubernetes provider does at deploy time
+# (components/helm_template.py). Built from the Go module proxy into a cache outside the
+# checkout (the same place components/helm_template.py looks).
+HELM_VERSION="${HELM_VERSION:-v3.19.5}"   # keep in step with HELM_VERSION in components/helm_template.py
+HELM_DIR="${SELFHEAL_LB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/selfheal-lb}/tools/helm-$HELM_VERSION"
+if [ ! -x "$HELM_DIR/helm" ]; then
+  if ! command -v go >/dev/null 2>&1; then
+    echo "install-tools: helm needs Go to build (https://go.dev/dl/); make render leaves metrics-server's objects out and the tests that render a chart skip" >&2
+  else
+    echo "install-tools: go install helm.sh/helm/v3/cmd/helm@$HELM_VERSION (once; a few minutes)"
+    mkdir -p "$HELM_DIR"
+    GOBIN="$HELM_DIR" GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  fi
+fi

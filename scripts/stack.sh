@@ -66,6 +66,15 @@ if [ "$action" != destroy ] && [ -z "$image_ref" ]; then
 fi
 [ "$action" = check ] && exit 0
 
+if [ "$action" != destroy ]; then
+  # One metrics-server per cluster: does the cluster's metrics.k8s.io agree with
+  # metricsServerEnabled? (The same decision the program makes, components/metrics_plan.py.)
+  if ! metrics_line="$("$py" -m components.metrics_plan "$stack" 2>/dev/null)"; then
+    die "${metrics_line:-the metrics-server check failed: see '$py -m components.metrics_plan $stack'}"
+  fi
+  [ -z "$metrics_line" ] || echo "selfheal-lb: $metrics_line" >&2
+fi
+
 case "${PULUMI_BACKEND_URL:-}" in
   file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;;
 esac

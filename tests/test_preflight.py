@@ -8,9 +8,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from fake_apiservice import FakeApiServer, apiservice, write_kubeconfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "stack.sh"
@@ -177,3 +180,112 @@ def test_local_stack_with_its_base_runs_pulumi_up(bin_dir: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "docker image inspect selfheal-lb/app-base:bookworm" in calls(bin_dir)
     assert "pulumi up --stack local --yes" in calls(bin_dir)
+# --- metrics-server: the cluster's metrics.k8s.io against metricsServerEnabled -----------------
+# A copy of the project (so the test can write its own stack file) and a fake API server on
+# loopback that the probe reads through the official client, with KUBECONFIG pointing at it.
+
+
+@pytest.fixture
+def api() -> Iterator[FakeApiServer]:
+    server = FakeApiServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    copy = tmp_path / "project"
+    copy.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
+        shutil.copy(ROOT / name, copy / name)
+    for name in ("components", "scripts", "app"):
+        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def _stack_file(project: Path, name: str, enabled: str) -> None:
+    config = {
+        "selfheal-lb:imageRef": "selfheal-lb/articles:v1",  # prebuilt: no Docker needed
+        "selfheal-lb:metricsServerEnabled": enabled,
+    }
+    (project / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
+
+
+def _run_metrics_case(
+    bin_dir: Path, project: Path, api: FakeApiServer, enabled: str
+) -> subprocess.CompletedProcess[str]:
+    _reachable_cluster(bin_dir)
+    _stack_file(project, "ms", enabled)
+    kubeconfig = write_kubeconfig(bin_dir.parent / "kubeconfig", api.url, context="kind-e2e")
+    env = {
+        "PATH": str(bin_dir),
+        "HOME": str(bin_dir.parent),
+        "CALLS": str(bin_dir.parent / "calls.log"),
+        "PYTHON": sys.executable,
+        "PULUMI_BACKEND_URL": f"file://{bin_dir.parent / 'state'}",
+        "KUBECONFIG": str(kubeconfig),
+    }
+    return subprocess.run(
+        [str(project / "scripts" / "stack.sh"), "up", "ms"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=project,
+    )
+
+
+MINIKUBE_ADDON = {"kubernetes.io/minikube-addons": "metrics-server"}
+
+
+def test_addon_present_and_enabled_true_is_one_line_before_pulumi(bin_dir, project, api):
+    api.serve(apiservice(labels=MINIKUBE_ADDON))
+    proc = _run_metrics_case(bin_dir, project, api, "true")
+    one_line_error(
+        proc,
+        "metricsServerEnabled is true but the cluster already serves metrics.k8s.io "
+        "(minikube addon (kube-system/metrics-server))",
+    )
+    assert "pulumi up" not in calls(bin_dir)
+
+
+def test_addon_present_and_auto_goes_ahead_quietly(bin_dir, project, api):
+    api.serve(apiservice(labels=MINIKUBE_ADDON))
+    proc = _run_metrics_case(bin_dir, project, api, "auto")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "pulumi up --stack ms --yes" in calls(bin_dir)
+
+
+def test_no_metrics_api_and_enabled_false_warns_in_one_line_and_goes_ahead(bin_dir, project, api):
+    proc = _run_metrics_case(bin_dir, project, api, "false")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == (
+        "selfheal-lb: warning: metricsServerEnabled is false and the cluster serves no "
+        "metrics.k8s.io: no HPA and no CPU/memory in the report; set it to auto to install "
+        "metrics-server\n"
+    )
+    assert "pulumi up --stack ms --yes" in calls(bin_dir)
+
+
+def test_this_stacks_own_install_with_enabled_true_is_no_disagreement(bin_dir, project, api):
+    owner = {
+        "selfheal-lb/owner-stack": "selfheal-lb/ms",
+        "selfheal-lb/owner-namespace": "selfheal-lb-ms",
+    }
+    api.serve(apiservice(annotations=owner))
+    proc = _run_metrics_case(bin_dir, project, api, "true")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
+
+def test_another_stacks_install_with_enabled_true_names_that_stack(bin_dir, project, api):
+    owner = {
+        "selfheal-lb/owner-stack": "selfheal-lb/dev",
+        "selfheal-lb/owner-namespace": "selfheal-lb-dev",
+    }
+    api.serve(apiservice(annotations=owner))
+    proc = _run_metrics_case(bin_dir, project, api, "true")
+    one_line_error(
+        proc, "(installed by selfheal-lb stack selfheal-lb/dev (kube-system/metrics-server))"
+    )

@@ -41,7 +41,7 @@ def test_dev_stack_is_the_minikube_walkthrough():
     s = dev()
     assert s.app.replicas == 3
     assert (s.app.service_type, s.app.service_port) == ("LoadBalancer", 8080)
-    assert s.metrics_server.enabled and s.metrics_server.kubelet_insecure_tls
+    assert s.metrics_server.mode == "auto" and s.metrics_server.kubelet_insecure_tls
     load = s.load
     assert (load.mode, load.pods, load.connections, load.requests) == ("job", 3, 100, 1000)
     assert load.path == "/article1"
@@ -152,10 +152,7 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"hpaMaxReplicas": 2}, "at least hpaMinReplicas=3"),
     ({"hpaMaxReplicas": 51}, "from 3 to 50"),
     ({"hpaCpuUtilization": 0}, "an integer from 1 to 100"),
-    (
-        {"metricsServerEnabled": True, "metricsServerPresent": True},
-        "false when metricsServerPresent is true",
-    ),
+    ({"metricsServerEnabled": "yes"}, "must be auto, true or false"),
     ({"loadgenMode": "burst"}, "one of job, continuous, off"),
     ({"loadgenPods": 0}, "an integer from 1 to 50"),
     ({"loadgenConnections": 0}, "an integer from 1 to 10000"),
@@ -195,6 +192,24 @@ def test_bad_value_fails_with_one_line_naming_key_value_and_what_is_allowed(over
 def test_misspelt_key_is_named_with_a_suggestion():
     with pytest.raises(ConfigError, match=r"'selfheal-lb:appReplica' is not a key.*'appReplicas'"):
         dev(appReplica=3)
+
+
+@pytest.mark.parametrize(
+    ("given", "mode"), [(True, "true"), (False, "false"), ("auto", "auto"), ("TRUE", "true")]
+)
+def test_metrics_server_enabled_takes_auto_and_the_old_booleans(given, mode):
+    """Stack files written when the key was a boolean keep working."""
+    assert dev(metricsServerEnabled=given).metrics_server.mode == mode
+
+
+def test_the_retired_metrics_server_present_key_says_what_replaced_it():
+    with pytest.raises(ConfigError) as caught:
+        dev(metricsServerPresent=True)
+    assert str(caught.value) == (
+        "config 'selfheal-lb:metricsServerPresent' is no longer used: the stack now detects the "
+        "cluster's metrics-server itself: remove this key (metricsServerEnabled auto uses the "
+        "one that is there)"
+    )
 
 
 def test_config_error_is_a_run_error_so_the_language_host_prints_no_traceback():

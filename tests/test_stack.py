@@ -32,6 +32,7 @@ OUTPUTS = {
     "appReplicas",
     "loadTest",
     "loadDistribution",
+    "metricsServer",
 }
 
 
@@ -212,7 +213,11 @@ def test_update_turns_the_verify_report_into_outputs():
         return offline.realistic_outputs(rec, preview=False)
 
     run = offline.run_program(dev_config(), stack="dev", fake_outputs=fake)
-    assert run.outputs["loadDistribution"] == report
+    # The report says whose metrics its CPU/memory figures are (the offline default: an addon).
+    assert run.outputs["loadDistribution"] == {
+        **report,
+        "metricsServer": "the cluster's own: cluster addon (kube-system/metrics-server)",
+    }
     assert run.outputs["loadTest"] == {
         "qps": 900.0,
         "p50_ms": 5,
@@ -242,16 +247,6 @@ def test_without_verification_no_command_runs(overrides, reason):
     assert run.of_type(COMMAND) == []
     assert run.outputs["loadDistribution"] == {"verdict": "skipped", "reason": reason}
     assert run.outputs["loadTest"] == {}
-
-
-def test_metrics_server_and_hpa_follow_the_config():
-    present = offline.run_program(
-        dev_config(metricsServerEnabled=False, metricsServerPresent=True), stack="dev"
-    )
-    assert present.of_type("kubernetes:helm.sh/v4:Chart") == []
-    assert len(present.of_type(HPA)) == 1
-    absent = offline.run_program(dev_config(metricsServerEnabled=False), stack="dev")
-    assert absent.of_type(HPA) == []
 
 
 def test_kube_context_reaches_the_provider_and_the_commands():

@@ -327,7 +327,7 @@ def test_e2e_order_up_verify_drill_destroy_check_with_logs_on_failure():
 
     assert (
         at("stack.sh up")
-        < at(".verdict == \"balanced\"")
+        < at('.verdict == "balanced"')
         < at("loadgen drill")
         < at("pulumi destroy")
         < at("api-resources")
@@ -350,3 +350,20 @@ def test_the_leftover_check_is_a_bounded_loop_on_the_part_of_label_and_namespace
 def test_a_self_managed_backend_without_its_passphrase_fails_with_a_clear_error(tmp_path):
     with pytest.raises(GateFailed, match="needs the stack's passphrase"):
         run_gate(tmp_path, url="s3://state-bucket")
+
+
+def test_e2e_checks_the_stack_installed_metrics_server_and_that_destroy_kept_it():
+    doc = load(E2E)
+    installed = step(doc, name_part="installed metrics-server")["run"]
+    assert ".installedByThisStack == true" in installed
+    kept = step(doc, name_part="metrics-server was kept")
+    assert kept["if"] == "always() && steps.destroy.conclusion == 'success'"
+    assert "selfheal-lb/owner-stack" in kept["run"]
+    # The removal the README gives, selecting only what the stack labelled.
+    readme = (ROOT / "README.md").read_text()
+    selector = "-l selfheal-lb/installed=metrics-server"
+    for command in (
+        f"kubectl delete apiservice,clusterrole,clusterrolebinding {selector}",
+        f"kubectl -n kube-system delete deployment,service,serviceaccount,rolebinding {selector}",
+    ):
+        assert command in kept["run"] and command in readme

@@ -26,6 +26,8 @@ from typing import Any
 from cluster.e2e import checks
 from cluster.e2e.stack import PROJECT_DIR, Deployer, DeployError, evaluate, ordered, write_report
 from components import labels, offline
+from components.metrics_api import MetricsApiState
+from components.metrics_api import probe as probe_metrics_api
 from components.settings import ConfigError
 
 CACHE = Path(
@@ -46,6 +48,7 @@ class EndToEnd:
         self.d, self.stack, self.out = d, stack, out
         self.results: dict[str, Any] = {"stack": stack, "load_average": os.getloadavg()}
         self.run: offline.ProgramRun | None = None
+        self.metrics_api: MetricsApiState | None = None
         self.selector = (
             f"app.kubernetes.io/name={labels.APP_NAME},app.kubernetes.io/instance={stack}"
         )
@@ -65,7 +68,11 @@ class EndToEnd:
     def deploy(self, **overrides: Any) -> tuple[dict[str, Any], list[str]]:
         """Evaluates the program (with config overrides) and brings the cluster to it."""
         previous = {r.urn: r for r in self.run.resources} if self.run else None
-        self.run = evaluate(self.stack, **overrides)
+        if self.metrics_api is None:
+            # The program's own detection, against this cluster (its answer is handed to the
+            # program under mocks, as the real program would find it).
+            self.metrics_api = probe_metrics_api(self.d.context, self.d.kubeconfig)
+        self.run = evaluate(self.stack, self.metrics_api, **overrides)
         acted = self.d.up(ordered(self.run), previous=previous)
         verify = self.run.named("verification-verify")
         return json.loads(self.d.stdout[verify.urn]), acted
@@ -113,8 +120,13 @@ class EndToEnd:
         self.results["report"] = report
         self.results["apply_to_report_s"] = round(time.monotonic() - t0, 1)
         say(f"e2e: apply -> verified report: {self.results['apply_to_report_s']} s")
-        replicas = int(self.run.outputs["appReplicas"]) if self.run else 0
+        assert self.run is not None and self.metrics_api is not None
+        replicas = int(self.run.outputs["appReplicas"])
         self.timed("report", lambda: checks.report_is_balanced(report, replicas))
+        self.timed(
+            "metrics-server",
+            lambda: checks.metrics_server_reused(self.metrics_api, self.d.applied.values()),
+        )
         total = self.expected_requests()
         self.timed("fortio job", lambda: checks.fortio_without_errors(report, total))
 

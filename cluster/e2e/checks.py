@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -250,6 +251,16 @@ def drill(d: Deployer, namespace: str, selector: str, url: str) -> dict[str, Any
         f"drill: {traffic.get('failed')} of {traffic.get('total')} requests failed",
     )
     return result
+
+
+def metrics_server_reused(state: Any, applied: Iterable[dict[str, Any]]) -> str:
+    """The cluster's addon was detected, so the stack applied no metrics-server of its own."""
+    require(
+        state.status == "available", f"metrics.k8s.io detected as {state.status}: {state.detail}"
+    )
+    own = [o["metadata"]["name"] for o in applied if "metrics-server" in o["metadata"]["name"]]
+    require(not own, f"the stack applied metrics-server objects of its own: {own}")
+    return f"detected {state.status} ({state.provider or state.detail}); the stack applied none"
 
 
 def nothing_left(d: Deployer, namespaces: list[str]) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from components import offline, render
+from components.metrics_api import CLUSTER_ADDON, MetricsApiState
 
 PROJECT_DIR = offline.PROJECT_DIR
 COMMAND = "command:local:Command"
@@ -56,15 +57,20 @@ def _fake_outputs(rec: offline.RecordedResource) -> Mapping[str, Any]:
     return outputs
 
 
-def evaluate(stack: str, **overrides: Any) -> offline.ProgramRun:
+def evaluate(
+    stack: str, metrics_api: MetricsApiState = CLUSTER_ADDON, **overrides: Any
+) -> offline.ProgramRun:
     """The program's resources for `stack`, as `pulumi up` would register them.
 
-    `overrides` are config keys set on top of the stack's file (`pulumi config set KEY VALUE`).
+    `metrics_api` is what the program's own probe (components/metrics_api.py) reported for the
+    cluster; `overrides` are config keys set on top of the stack's file (`pulumi config set`).
     """
     config = offline.stack_config(stack)
     project = offline.project_name()
     config.update({f"{project}:{key}": value for key, value in overrides.items()})
-    return offline.run_program(config, stack=stack, preview=False, fake_outputs=_fake_outputs)
+    return offline.run_program(
+        config, stack=stack, preview=False, fake_outputs=_fake_outputs, metrics_api=metrics_api
+    )
 
 
 def ordered(run: offline.ProgramRun) -> list[offline.RecordedResource]:
