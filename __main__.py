@@ -13,7 +13,16 @@ from components.app import ArticleApp, ArticleAppArgs
 from components.image import ArticleImage, ArticleImageArgs
 from components.loadgen import LoadGenerator, LoadGeneratorArgs
 from components.metrics_server import MetricsServer, MetricsServerArgs
+from components.monitoring import Monitoring, MonitoringArgs, scrape_annotations
+from components.operator_probe import resolve_mode
 from components.outputs import external_ip_note, skipped_report, url
+from components.quota import (
+    NamespaceQuota,
+    NamespaceQuotaArgs,
+    PodShape,
+    check_fits,
+    namespace_need,
+)
 from components.settings import ConfigError, load_settings, present_config_keys
 from components.verification import LoadVerification, LoadVerificationArgs
 
@@ -31,6 +40,12 @@ try:
         app_dir=Path("app"),  # relative to the project dir: the same on every machine
         present_keys=present_config_keys(),
     )
+    # Pods other components add to the namespace (the optional Redis) go here, so the quota
+    # holds them too.
+    extra_pods: list[PodShape] = []
+    quota_need = namespace_need(s, extra_pods)
+    if s.quota.enabled:
+        check_fits(s, quota_need)  # refuses a config that cannot fit, saying by how much
 except ConfigError as err:
     pulumi.log.error(str(err))
     sys.exit(ERROR_SHOWN)
@@ -57,6 +72,24 @@ metrics = (
     else None
 )
 
+# `monitoring: auto` asks the cluster (the provider's context) whether the operator's CRDs exist.
+monitoring_mode = resolve_mode(s.monitoring.mode, s.cluster.kube_context)
+if monitoring_mode.note:
+    (pulumi.log.warn if monitoring_mode.warn else pulumi.log.info)(monitoring_mode.note)
+
+
+def quota_for(namespace: pulumi.Output[str]) -> list[pulumi.Resource]:
+    """The namespace's ResourceQuota and LimitRange, in place before any app pod."""
+    if not s.quota.enabled:
+        return []
+    quota = NamespaceQuota(
+        "quota",
+        NamespaceQuotaArgs(settings=s, need=quota_need, namespace=namespace, instance=s.stack),
+        k8s_opts,
+    )
+    return [quota]
+
+
 app = ArticleApp(
     "app",
     ArticleAppArgs(
@@ -67,9 +100,26 @@ app = ArticleApp(
         image_ref=image.image_ref,
         pull_policy=s.image.pull_policy,
         instance=s.stack,
+        pod_annotations=scrape_annotations(monitoring_mode.mode),
+        before_pods=quota_for,
     ),
     k8s_opts,
 )
+
+if monitoring_mode.mode != "off":
+    Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            settings=s.monitoring,
+            mode=monitoring_mode.mode,
+            namespace=app.namespace_name,
+            namespace_name=s.cluster.namespace,
+            instance=s.stack,
+            app_selector=app.selector_labels,
+            network_policy=s.app.network_policy,
+        ),
+        k8s_opts,
+    )
 
 verification = None
 if s.verify.enabled:

@@ -45,6 +45,9 @@ def test_one_file_per_object_plus_all_yaml(rendered):
             "PodDisruptionBudget",
             "HorizontalPodAutoscaler",
             "Job",
+            "ConfigMap",  # the Grafana dashboard (components/monitoring.py)
+            "ResourceQuota",
+            "LimitRange",
         ]
         + ["NetworkPolicy"] * (kinds.count("NetworkPolicy"))
     )
