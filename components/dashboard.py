@@ -145,12 +145,6 @@ PANELS: tuple[PanelSpec, ...] = (
         "Ready pods against the desired count (kube-state-metrics): a dip and its recovery is "
         "the self-healing.",
     ),
-    PanelSpec(
-        "Requests in flight by pod",
-        "short",
-        (Query(f"sum by (pod) (articles_http_requests_in_flight{{{NS}}})", "{{pod}}"),),
-        "Requests being handled right now.",
-    ),
 )
 
 PANEL_WIDTH, PANEL_HEIGHT = 12, 8  # two panels per row on Grafana's 24-column grid
