@@ -40,8 +40,8 @@ try:
         app_dir=Path("app"),  # relative to the project dir: the same on every machine
         present_keys=present_config_keys(),
     )
-    # Pods other components add to the namespace (the optional Redis) go here, so the quota
-    # holds them too.
+    # Pods other components add to the namespace go here, so the quota holds them too; for the
+    # optional Redis: single_pod_shape("redis", <its cpu>, <its memory>) (components/quota.py).
     extra_pods: list[PodShape] = []
     quota_need = namespace_need(s, extra_pods)
     if s.quota.enabled:

@@ -106,6 +106,15 @@ def fortio_shape(s: Settings) -> PodShape | None:
     return PodShape("fortio", 2 * load.pods + surge, (fortio_resources(),), why)
 
 
+def single_pod_shape(name: str, cpu: str, memory: str) -> PodShape:
+    """A one-replica workload whose requests equal its limits (e.g. the optional Redis).
+
+    Two may count at once: when its pod is deleted or evicted, the ReplicaSet starts the
+    replacement while the old pod is still terminating (Recreate only orders rollouts).
+    """
+    return PodShape(name, 2, (Resources(cpu, cpu, memory, memory),), "1 + 1 replacing")
+
+
 def namespace_need(s: Settings, extra_pods: Sequence[PodShape] = ()) -> NamespaceNeed:
     shapes = [app_shape(s)]
     fortio = fortio_shape(s)

@@ -19,6 +19,7 @@ from components.quota import (
     memory_text,
     namespace_need,
     quota_hard,
+    single_pod_shape,
 )
 from components.settings import ConfigError, Resources, Settings, load_settings
 
@@ -86,11 +87,13 @@ def test_continuous_fortio_counts_its_rolling_update_surge():
 
 
 def test_extra_pods_such_as_redis_are_held_too():
-    redis = PodShape("redis", 2, (Resources("50m", "200m", "64Mi", "128Mi"),), "1 + 1 rollout")
+    redis = single_pod_shape("redis", "200m", "128Mi")
     plain, with_redis = namespace_need(settings()), namespace_need(settings(), [redis])
-    assert with_redis.pods == plain.pods + 2
+    assert with_redis.pods == plain.pods + 2  # the pod and its replacement while it terminates
     assert with_redis.limits_cpu - plain.limits_cpu == Decimal("0.4")
-    assert with_redis.requests_memory - plain.requests_memory == 128 * MI
+    assert with_redis.requests_memory - plain.requests_memory == 256 * MI
+    sidecar = PodShape("x", 1, (Resources("10m", "20m", "1Mi", "2Mi"),) * 2)  # two containers
+    assert namespace_need(settings(), [sidecar]).limits_cpu - plain.limits_cpu == Decimal("0.04")
 
 
 def test_a_ceiling_exactly_at_the_need_is_accepted_and_one_millicore_less_refused():
