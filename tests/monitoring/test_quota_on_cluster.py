@@ -144,7 +144,10 @@ def wait_ready(api, namespace: str, replicas: int, timeout: float = 180) -> None
         )
         if done:
             return
-        assert time.monotonic() < deadline, f"not {replicas} ready in {timeout}s: {st}"
+        if time.monotonic() > deadline:
+            pods = client.CoreV1Api(api).list_namespaced_pod(namespace).items
+            states = [(p.metadata.name, p.status.phase, p.status.container_statuses) for p in pods]
+            pytest.fail(f"not {replicas} ready in {timeout}s: {st}; pods: {states}")
         time.sleep(1)
 
 
@@ -194,7 +197,9 @@ def test_scale_out_rollout_and_drill_fit_under_the_quota_and_one_more_does_not(a
     assert quota_refusals(api, ns) == []
 
     used = client.CoreV1Api(api).read_namespaced_resource_quota("selfheal-lb", ns).status.used
-    assert int(used["pods"]) == HPA_MAX
+    # The drilled pod may still be terminating, and it still counts: the reason the quota
+    # holds terminating pods at all.
+    assert HPA_MAX <= int(used["pods"]) <= hard_pods, used
 
     # The quota binds: ask for more pods than it holds and the API server refuses the rest.
     scale(api, ns, hard_pods + 1)
@@ -204,4 +209,4 @@ def test_scale_out_rollout_and_drill_fit_under_the_quota_and_one_more_does_not(a
         time.sleep(1)
     pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=SELECTOR).items
     assert len(pods) <= hard_pods
-    print(json.dumps({"image": deployed["image"], "hard": quota["spec"]["hard"]}))
+    print(json.dumps({"image": deployed["image"], "hard": quota["spec"]["hard"], "used": used}))
