@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from lg_procs import free_port, stop
@@ -61,27 +62,27 @@ class Prometheus:
         return body["data"]
 
 
-def config(jobs: Mapping[str, tuple[Sequence[Target], bool]], interval: str) -> dict:
-    """scrape_configs: job name -> (targets, honor_labels)."""
+def static_job(
+    name: str, targets: Sequence[Target], honor_labels: bool = False, **extra: Any
+) -> dict:
+    """One scrape job over fixed targets; `extra` adds fields such as scheme or tls_config."""
+    return {
+        "job_name": name,
+        "honor_labels": honor_labels,
+        "static_configs": [{"targets": [t.address], "labels": dict(t.labels)} for t in targets],
+        **extra,
+    }
+
+
+def config(jobs: Sequence[dict], interval: str) -> dict:
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "scrape_configs": [
-            {
-                "job_name": name,
-                "honor_labels": honor,
-                "static_configs": [
-                    {"targets": [t.address], "labels": dict(t.labels)} for t in targets
-                ],
-            }
-            for name, (targets, honor) in jobs.items()
-        ],
+        "scrape_configs": list(jobs),
     }
 
 
 @contextlib.contextmanager
-def running(
-    jobs: Mapping[str, tuple[Sequence[Target], bool]], interval: str
-) -> Iterator[Prometheus]:
+def running(jobs: Sequence[dict], interval: str) -> Iterator[Prometheus]:
     binary = prometheus_binary()
     assert binary, "prometheus is not installed (scripts/install-tools.sh installs it)"
     port = free_port()

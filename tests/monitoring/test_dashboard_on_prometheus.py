@@ -130,12 +130,13 @@ def scenario() -> Scenario:
             mon_prom.Target(f"127.0.0.1:{p.port}", {"namespace": NAMESPACE, "pod": p.name})
             for p in cluster.pods
         ]
-        jobs = {
+        standin = mon_prom.Target(f"127.0.0.1:{pods.standin_port}", {})
+        jobs = [
             # What the PodMonitor or the annotations give: namespace and pod target labels.
-            "articles": (app_targets, False),
+            mon_prom.static_job("articles", app_targets),
             # kube-prometheus-stack scrapes the kubelet and kube-state-metrics with honorLabels.
-            "kube-standin": ([mon_prom.Target(f"127.0.0.1:{pods.standin_port}", {})], True),
-        }
+            mon_prom.static_job("kube-standin", [standin], honor_labels=True),
+        ]
         servers = [(p.name, p.port, 1) for p in cluster.pods]
         with mon_prom.running(jobs, "1s") as prom, haproxy(servers, check=True) as lb:
             deadline = time.monotonic() + 20
