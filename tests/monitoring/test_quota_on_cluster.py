@@ -100,5 +100,12 @@ def test_scale_out_rollout_and_drill_fit_under_the_quota_and_one_more_does_not(a
         assert time.monotonic() < deadline, "no pod was refused above the quota"
         time.sleep(1)
     pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=SELECTOR).items
-    assert len(pods) <= hard_pods
+    active = [
+        p.metadata.name
+        for p in pods
+        if p.metadata.deletion_timestamp is None and p.status.phase not in ("Succeeded", "Failed")
+    ]
+    assert len(active) <= hard_pods, active
+    final = client.CoreV1Api(api).read_namespaced_resource_quota("selfheal-lb", ns).status.used
+    assert int(final["pods"]) <= hard_pods, final
     print(json.dumps({"image": stack["image"], "hard": quota["spec"]["hard"], "used": used}))
