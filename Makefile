@@ -12,10 +12,10 @@ export PULUMI_CONFIG_PASSPHRASE ?= selfheal-lb-dev
 # The verification command and pulumi itself run with the project's virtualenv first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help venv tools lint test render up preview destroy bench policy-venv scan
+.PHONY: help venv tools lint test render up preview destroy bench policy-venv scan cluster cluster-down e2e
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "selfheal-lb: Python 3.11+ is needed (python3 is $$(python3 -V 2>&1))" >&2; exit 1; }
@@ -59,6 +59,13 @@ policy-venv: policy/venv/.installed ## the policy pack's virtualenv (policy/requ
 preview: venv policy-venv ## pulumi preview --diff with the policy pack (policy/) enforced
 	./scripts/stack.sh preview $(STACK) --policy-pack policy
 
+# A pull request's diff, locally (scripts/preview-diff.sh; the preview workflow runs the same):
+# BASE is deployed to a throwaway stack <STACK>-diff on the current cluster, this checkout is
+# previewed against it, and the comment the workflow would post is printed. Needs the pulumi CLI.
+.PHONY: preview-diff
+preview-diff: venv policy-venv ## deploy BASE=<git ref> to a throwaway stack, preview this checkout against it
+	./scripts/preview-diff.sh "$(BASE)" $(STACK) --policy-pack policy
+
 destroy: venv ## pulumi destroy: remove everything the stack created
 	./scripts/stack.sh destroy $(STACK)
 
@@ -77,3 +84,15 @@ top: venv ## per-pod CPU/memory of the app pods (metrics.k8s.io)
 	$(PY) -m loadgen top --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --selector "$(LG_SEL)"
 verify-url: venv ## send 1000 requests to the Service and judge the split by X-Served-By
 	$(PY) -m loadgen verify --url "http://$$(pulumi stack output --stack $(STACK) externalIp):8080/article1" --expect-pods "$$(pulumi stack output --stack $(STACK) appReplicas)"
+
+# A real one-node cluster on this Linux machine (cluster/): pinned binaries built once into
+# ~/.cache/selfheal-lb, images built locally, context `selfheal-lb` in
+# ~/.cache/selfheal-lb/cluster/kubeconfig. Root only.
+cluster: venv ## start the local one-node Kubernetes cluster (metrics-server, load balancer, NetworkPolicy)
+	./cluster/up.sh
+
+cluster-down: ## stop the local cluster and remove its state (binaries and images stay cached)
+	./cluster/down.sh
+
+e2e: venv tools cluster ## the stack on the local cluster for real: deploy, verify, policies, drill, teardown
+	$(PY) -m cluster.e2e --stack local

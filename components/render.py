@@ -76,20 +76,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def k8s_object(rec: offline.RecordedResource) -> dict[str, Any] | None:
+    """The Kubernetes object a recorded resource declares, as the provider would send it."""
+    if not (rec.custom and rec.type.startswith(K8S_PREFIX)) or "kind" not in rec.inputs:
+        return None
+    obj = _plain(rec.inputs)
+    metadata = dict(obj.get("metadata") or {})
+    # Auto-named objects get their name from the provider: use the same stand-in the
+    # program saw.
+    metadata.setdefault("name", f"{rec.name}-{offline.fake_suffix(rec.urn)}")
+    ordered = {"apiVersion": obj.pop("apiVersion"), "kind": obj.pop("kind")}
+    obj.pop("metadata", None)
+    return {**ordered, "metadata": metadata, **obj}
+
+
 def k8s_objects(run: offline.ProgramRun) -> list[dict[str, Any]]:
     """Every Kubernetes object the program declares, as the provider would send it."""
-    objects = []
-    for rec in run.resources:
-        if not (rec.custom and rec.type.startswith(K8S_PREFIX)) or "kind" not in rec.inputs:
-            continue
-        obj = _plain(rec.inputs)
-        metadata = dict(obj.get("metadata") or {})
-        # Auto-named objects get their name from the provider: use the same stand-in the
-        # program saw.
-        metadata.setdefault("name", f"{rec.name}-{offline.fake_suffix(rec.urn)}")
-        ordered = {"apiVersion": obj.pop("apiVersion"), "kind": obj.pop("kind")}
-        obj.pop("metadata", None)
-        objects.append({**ordered, "metadata": metadata, **obj})
+    objects = [obj for rec in run.resources if (obj := k8s_object(rec)) is not None]
     # Registration order varies run to run (the SDK registers concurrently): sort, so that a
     # render is byte-for-byte reproducible.
     return sorted(objects, key=_apply_position)

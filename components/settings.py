@@ -52,6 +52,8 @@ class ImageSettings:
     registry_password_set: bool  # the secret itself stays a pulumi secret Output
     pull_policy: PullPolicy
     context_dir: str  # build context as handed to Docker: relative to the project dir ("app")
+    base_image: str  # "" = the Dockerfile's default base; a mirror or locally built base otherwise
+    load_command: str  # "" = none; else run with the built image's reference appended
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class LoadSettings:
     path: str  # e.g. "/article1"
     keepalive: bool
     timeout_seconds: int  # per-request timeout
+    image: str  # fortio's image (pinned); a mirror's or locally built copy for air-gapped clusters
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,8 @@ ConfigValue = str | int | bool | tuple[str, ...]
 
 _INT = re.compile(r"^[+-]?\d+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Quantities are checked against the grammar the API server accepts, not with the client's
+# parse_quantity (it takes "1_000", "NaN" and "Infinity", and would load `kubernetes` here).
 _CPU = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m)?$")
 _MEMORY = re.compile(r"^(\d+(\.\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 _MEMORY_UNITS = {
@@ -192,6 +197,8 @@ CONFIG_SPEC: dict[str, tuple[str, ConfigValue]] = {
     "imageRegistryServer": ("string", ""),
     "imageRegistryUsername": ("string", ""),
     "imagePullPolicy": ("string", "IfNotPresent"),
+    "imageBase": ("string", ""),
+    "imageLoadCommand": ("string", ""),
     "appReplicas": ("integer", 3),
     "appWorkers": ("integer", 2),
     "appCpuRequest": ("string", "100m"),
@@ -222,6 +229,7 @@ CONFIG_SPEC: dict[str, tuple[str, ConfigValue]] = {
     "loadgenPath": ("string", "/article1"),
     "loadgenKeepalive": ("boolean", True),
     "loadgenTimeoutSeconds": ("integer", 5),
+    "loadgenImage": ("string", "fortio/fortio:1.68.2"),
     "verifyEnabled": ("boolean", True),
     "verifySignificance": ("string", "0.005"),
     "verifyTimeoutSeconds": ("integer", 300),
@@ -318,8 +326,8 @@ def _memory_bytes(text: str) -> float | None:
     return float(m.group(1)) * _MEMORY_UNITS[m.group(3) or ""] if m else None
 
 
-def _check_image_ref(r: _Reader, ref: str) -> None:
-    """A prebuilt reference must pin the image: a tag other than latest, or a digest."""
+def _check_image_ref(r: _Reader, ref: str, key: str = "imageRef") -> None:
+    """An image reference must pin the image: a tag other than latest, or a digest."""
     allowed = "must be <repository>:<tag> (tag not 'latest') or <repository>@sha256:<digest>"
     name, _, digest = ref.partition("@")
     repository, tag = name, ""
@@ -327,12 +335,12 @@ def _check_image_ref(r: _Reader, ref: str) -> None:
     if ":" in last:
         repository, tag = name.rsplit(":", 1)
     if not _REPOSITORY.match(repository):
-        r.fail("imageRef", ref, allowed)
+        r.fail(key, ref, allowed)
     if digest:
         if not _DIGEST.match(digest) or (tag and not _TAG.match(tag)):
-            r.fail("imageRef", ref, allowed)
+            r.fail(key, ref, allowed)
     elif not tag or tag == "latest" or not _TAG.match(tag):
-        r.fail("imageRef", ref, allowed)
+        r.fail(key, ref, allowed)
 
 
 def _namespace(r: _Reader, stack: str) -> str:
@@ -353,6 +361,13 @@ def _image(r: _Reader, app_dir: Path, password_set: bool) -> ImageSettings:
     server = r.string("imageRegistryServer").strip()
     username = r.string("imageRegistryUsername").strip()
     pull_policy = r.string("imagePullPolicy", choices=("IfNotPresent", "Never", "Always"))
+    base = r.string("imageBase").strip()
+    load_command = r.string("imageLoadCommand").strip()
+    if prebuilt and (base or load_command):
+        key = "imageBase" if base else "imageLoadCommand"
+        r.fail(key, base or load_command, "must be empty when imageRef is set (nothing is built)")
+    if base:
+        _check_image_ref(r, base, "imageBase")
     if prebuilt:
         _check_image_ref(r, prebuilt)
         if push:
@@ -394,6 +409,8 @@ def _image(r: _Reader, app_dir: Path, password_set: bool) -> ImageSettings:
         registry_password_set=password_set,
         pull_policy=pull_policy,  # type: ignore[arg-type]
         context_dir=str(app_dir),
+        base_image=base,
+        load_command=load_command,
     )
 
 
@@ -507,6 +524,8 @@ def _load(r: _Reader) -> LoadSettings:
         r.fail(
             "loadgenQps", qps, "must be at least 1 when loadgenMode is continuous (endless load)"
         )
+    image = r.string("loadgenImage").strip()
+    _check_image_ref(r, image, "loadgenImage")
     path = r.string("loadgenPath")
     if not _URL_PATH.match(path):
         r.fail("loadgenPath", path, "must start with '/' and contain no spaces, e.g. /article1")
@@ -519,6 +538,7 @@ def _load(r: _Reader) -> LoadSettings:
         path=path,
         keepalive=r.boolean("loadgenKeepalive"),
         timeout_seconds=r.integer("loadgenTimeoutSeconds", 1, 120),
+        image=image,
     )
 
 

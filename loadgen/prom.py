@@ -2,56 +2,30 @@
 
 Contract with app/: counter articles_http_requests_total{pod,route,method,status}; the
 served count is the sum over every route except the probe and metrics routes, so that
-kubelet probes and our own scrapes do not count as load.
+kubelet probes and our own scrapes do not count as load. The text is parsed by
+`prometheus_client.parser` (the library the app exposes its metrics with).
 """
 
 from __future__ import annotations
 
-import re
-
 COUNTER = "articles_http_requests_total"
 EXCLUDED_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?\s*$")
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
 
 
 class MetricsFormatError(ValueError):
     """The text is not Prometheus exposition format we can read."""
 
 
-def _unescape(value: str) -> str:
-    return value.replace(r"\"", '"').replace(r"\n", "\n").replace("\\\\", "\\")
-
-
-def parse_labels(text: str) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    pos = 0
-    text = text.strip()
-    while pos < len(text):
-        m = _LABEL.match(text, pos)
-        if not m:
-            raise MetricsFormatError(f"bad label set: {{{text}}}")
-        labels[m.group(1)] = _unescape(m.group(2))
-        pos = m.end()
-    return labels
-
-
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     """Every sample of metric `name` in the exposition text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     out: list[tuple[dict[str, str], float]] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or not line.startswith(name):
-            continue
-        m = _SAMPLE.match(line)
-        if not m or m.group(1) != name:
-            continue
-        try:
-            value = float(m.group(3))
-        except ValueError as exc:
-            raise MetricsFormatError(f"bad sample value in: {line}") from exc
-        out.append((parse_labels(m.group(2) or ""), value))
+    try:
+        for family in text_string_to_metric_families(text):
+            out.extend((dict(s.labels), float(s.value)) for s in family.samples if s.name == name)
+    except ValueError as exc:
+        raise MetricsFormatError(f"not Prometheus text: {exc}".splitlines()[0]) from exc
     return out
 
 

@@ -6,8 +6,13 @@
 #   3. builds the base image from Debian's packages (debootstrap minbase + python3 +
 #      python3-venv, then `docker import`) unless it already exists; the rootfs tarball is
 #      cached under $XDG_CACHE_HOME so a re-import is quick.
-# Prints the base image reference on stdout. Exit 77 = cannot run here (reason on stderr),
-# which the test turns into a skip.
+#   4. with --wheels REQUIREMENTS: also an "offline build base" (APP_BASE_REF, default
+#      selfheal-lb/app-base:bookworm): the base plus a wheelhouse of REQUIREMENTS that pip on
+#      the host downloads (with the host's own index settings and CA trust), and
+#      PIP_NO_INDEX/PIP_FIND_LINKS set, so app/Dockerfile's unchanged `pip install` needs no
+#      network. Rebuilt when REQUIREMENTS changes. The stack's imageBase can name it.
+# Prints the (offline) base image reference on stdout. Exit 77 = cannot run here (reason on
+# stderr), which the test turns into a skip.
 set -euo pipefail
 
 BASE_REF="${ARTICLES_DEBIAN_BASE:-selfheal-lb/debian-python:bookworm}"
@@ -66,4 +71,23 @@ if ! docker image inspect "$BASE_REF" >/dev/null 2>&1; then
   docker import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["python3"]' "$TARBALL" "$BASE_REF" >/dev/null
 fi
-echo "$BASE_REF"
+if [ "${1:-}" != --wheels ]; then
+  echo "$BASE_REF"
+  exit 0
+fi
+requirements="${2:?usage: docker-base.sh [--wheels REQUIREMENTS]}"
+[ -f "$requirements" ] || skip "no requirements file $requirements"
+APP_BASE_REF="${APP_BASE_REF:-selfheal-lb/app-base:$SUITE}"
+sum="$(cat "$requirements" <(echo "$BASE_REF") | sha256sum | cut -c1-16)"
+if [ "$(docker image inspect -f '{{index .Config.Labels "selfheal-lb.requirements"}}' "$APP_BASE_REF" 2>/dev/null)" != "$sum" ]; then
+  ctx="$(mktemp -d)"
+  trap 'rm -rf "$ctx"' EXIT
+  log "pip download the wheels of $requirements into $APP_BASE_REF"
+  "${PYTHON:-python3}" -m pip download -q --only-binary=:all: -r "$requirements" -d "$ctx/wheels" \
+    >"$ctx/pip.log" 2>&1 || skip "pip download failed: $(tail -n 2 "$ctx/pip.log" | tr '\n' ' ')"
+  printf 'FROM %s\nCOPY wheels/ /wheels/\nENV PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheels\nLABEL selfheal-lb.requirements=%s\n' \
+    "$BASE_REF" "$sum" >"$ctx/Dockerfile"
+  docker build -q -t "$APP_BASE_REF" "$ctx" >"$ctx/build.log" 2>&1 \
+    || skip "docker build of $APP_BASE_REF failed: $(tail -n 2 "$ctx/build.log" | tr '\n' ' ')"
+fi
+echo "$APP_BASE_REF"

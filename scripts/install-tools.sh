@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FORTIO_VERSION="${FORTIO_VERSION:-v1.68.2}"   # newer releases need grol.io, which the Go proxy here refuses; keep in step with the fortio image tag in components/
+# One pin for fortio (the tests' binary, the local cluster's image, loadgenImage's default):
+# cluster/versions.env. Newer releases need grol.io, which the Go proxy here refuses.
+FORTIO_VERSION="$(sed -n 's/^FORTIO_VERSION=//p' cluster/versions.env)"
 TOOLS_BIN="$PWD/.tools/bin"
 mkdir -p "$TOOLS_BIN"
 
@@ -14,6 +16,7 @@ need_apt=()
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)  # the PR-comment script's filter, tested for real
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "install-tools: missing ${need_apt[*]}; install them with your package manager (e.g. apt-get install ${need_apt[*]})" >&2

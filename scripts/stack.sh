@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make up|preview|destroy` land here: check every prerequisite first and say exactly what is
 # missing and how to get it (one line, exit 1), then run pulumi on the chosen stack.
-#   usage: scripts/stack.sh up|preview|destroy [STACK] [extra pulumi args...]
+# `check` runs the same checks and stops there (scripts/preview-diff.sh uses it).
+#   usage: scripts/stack.sh up|preview|destroy|check [STACK] [extra pulumi args...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +13,8 @@ shift 2 2>/dev/null || shift $#
 die() { echo "selfheal-lb: $*" >&2; exit 1; }
 
 case "$action" in
-  up|preview|destroy) ;;
-  *) die "usage: scripts/stack.sh up|preview|destroy [STACK]" ;;
+  up|preview|destroy|check) ;;
+  *) die "usage: scripts/stack.sh up|preview|destroy|check [STACK]" ;;
 esac
 
 [ -f "Pulumi.$stack.yaml" ] || die "no stack config Pulumi.$stack.yaml (stacks here: $(ls Pulumi.*.yaml 2>/dev/null | sed 's/Pulumi\.\(.*\)\.yaml/\1/' | tr '\n' ' '))"
@@ -57,7 +58,13 @@ if [ "$action" != destroy ] && [ -z "$image_ref" ]; then
     || die "Docker is needed to build the app image: install it (https://docs.docker.com/engine/install/) or set a prebuilt image with 'pulumi config set imageRef REPO:TAG'"
   docker info >/dev/null 2>&1 \
     || die "the Docker daemon is not reachable${DOCKER_HOST:+ at $DOCKER_HOST}: start it, or set a prebuilt image with 'pulumi config set imageRef REPO:TAG'"
+  image_base="$(read_config imageBase)"
+  if [ -n "$image_base" ] && ! docker image inspect "$image_base" >/dev/null 2>&1 \
+    && [ "${image_base%%/*}" = selfheal-lb ]; then
+    die "the build base $image_base is not in the local Docker engine: build it with 'scripts/docker-base.sh --wheels app/requirements.txt'"
+  fi
 fi
+[ "$action" = check ] && exit 0
 
 case "${PULUMI_BACKEND_URL:-}" in
   file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;;

@@ -145,3 +145,35 @@ def test_minikube_builds_into_minikubes_docker(bin_dir: Path) -> None:
     assert "minikube -p minikube docker-env --shell bash" in calls(bin_dir)
     assert "building into minikube's Docker daemon" in proc.stdout
 
+
+
+def test_check_runs_the_preflight_and_stops_before_pulumi(bin_dir: Path) -> None:
+    _reachable_cluster(bin_dir)
+    _tool(bin_dir, "docker", "exit 0")
+    proc = run(bin_dir, "check", "dev")
+    assert proc.returncode == 0, proc.stderr
+    assert "pulumi" not in calls(bin_dir)
+    assert "kubectl" in calls(bin_dir) and "docker info" in calls(bin_dir)
+
+
+def test_check_fails_like_up_does(bin_dir: Path) -> None:
+    _reachable_cluster(bin_dir)
+    one_line_error(run(bin_dir, "check", "dev"), "Docker is needed to build the app image")
+
+
+def test_local_stack_needs_its_offline_build_base(bin_dir: Path) -> None:
+    _reachable_cluster(bin_dir, context="selfheal-lb")
+    # The daemon answers, but has no image: `docker image inspect` fails.
+    _tool(bin_dir, "docker", '[ "$1" = image ] && exit 1; exit 0')
+    proc = run(bin_dir, "up", "local")
+    one_line_error(proc, "scripts/docker-base.sh --wheels app/requirements.txt")
+    assert "pulumi up" not in calls(bin_dir)
+
+
+def test_local_stack_with_its_base_runs_pulumi_up(bin_dir: Path) -> None:
+    _reachable_cluster(bin_dir, context="selfheal-lb")
+    _tool(bin_dir, "docker", "exit 0")
+    proc = run(bin_dir, "up", "local")
+    assert proc.returncode == 0, proc.stderr
+    assert "docker image inspect selfheal-lb/app-base:bookworm" in calls(bin_dir)
+    assert "pulumi up --stack local --yes" in calls(bin_dir)

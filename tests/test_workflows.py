@@ -1,6 +1,8 @@
 """The GitHub Actions workflows: valid against the workflow JSON schema (checked offline with
 check-jsonschema's vendored copy), every action pinned to a commit, and the behaviour the
-README promises (PR preview with comment, skip notice without secrets, the kind e2e run)."""
+README promises (PR preview diff against the base branch's deployment with a comment, skip
+notice without secrets, the kind e2e run). Step scripts run here with stand-in tools; the
+workflows themselves run only on GitHub."""
 
 from __future__ import annotations
 
@@ -127,14 +129,115 @@ def test_preview_runs_on_pull_requests_with_minimal_permissions():
     assert doc["permissions"] == {"contents": "read", "pull-requests": "write"}
 
 
-def test_preview_runs_the_tests_then_a_commented_diff_of_dev_with_the_policy_pack():
+def test_preview_runs_the_tests_then_deploys_the_base_previews_the_head_and_comments():
     doc = load(PREVIEW)
-    names = [s.get("run", s.get("uses", "")) for s in steps(doc)]
-    pulumi = step(doc, uses_prefix="pulumi/actions@")
-    assert names.index("make test") < names.index(pulumi["uses"])
-    w = pulumi["with"]
-    assert (w["command"], w["stack-name"], w["policyPacks"]) == ("preview", "dev", "policy")
-    assert w["comment-on-pr"] is True and w["diff"] is True
+    texts = [s.get("run", "") + s.get("uses", "") for s in steps(doc)]
+
+    def at(fragment: str) -> int:
+        (i,) = [n for n, text in enumerate(texts) if fragment in text]
+        return i
+
+    assert (
+        at("make test")
+        < at("configured=true")
+        < at("helm/kind-action@")
+        < at("pulumi/actions@")
+        < at("make policy-venv")
+        < at("scripts/preview-diff.sh")
+        < at("actions/upload-artifact@")
+        < at("scripts/pr-comment.sh")
+        < at('exit "${PREVIEW_RC:-1}"')
+    )
+
+
+def test_preview_only_installs_the_cli_the_e2e_run_uses():
+    pulumi = step(load(PREVIEW), uses_prefix="pulumi/actions@")
+    # No `command`: the action installs the CLI; scripts/preview-diff.sh runs it.
+    assert pulumi["with"] == {"pulumi-version": load(E2E)["env"]["PULUMI_VERSION"]}
+
+
+def test_preview_deploys_the_merge_commits_first_parent_to_a_per_pull_request_stack():
+    doc = load(PREVIEW)
+    assert step(doc, uses_prefix="actions/checkout@")["with"]["fetch-depth"] == 2
+    diff = step(doc, name_part="Deploy the base branch")
+    assert "./scripts/preview-diff.sh HEAD^1 dev --policy-pack policy" in diff["run"]
+    assert 'PREVIEW_DIFF_STACK="dev-pr$PR"' in diff["run"]
+    assert diff["env"]["PR"] == "${{ github.event.pull_request.number }}"
+    cluster = step(doc, uses_prefix="helm/kind-action@")["with"]["cluster_name"]
+    assert f"scripts/kind-load-image.sh {cluster}" in diff["run"]
+
+
+def fake_tool(bin_dir: Path, name: str, body: str) -> None:
+    (bin_dir / name).write_text(f'#!/bin/bash\necho "{name} $*" >> "$CALLS"\n{body}\n')
+    (bin_dir / name).chmod(0o755)
+
+
+def run_step(
+    tmp_path: Path, name_part: str, env: dict[str, str], files: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """A preview.yml step's script, in a scratch checkout with stand-in scripts and pulumi."""
+    work = tmp_path / "work"
+    (work / "scripts").mkdir(parents=True)
+    for name, text in (files or {}).items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(text)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_tool(bin_dir, "pulumi", "exit 1")  # no stack to remove
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=work, check=True)
+    for message in ("base", "merge"):
+        subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", message], cwd=work, check=True)
+    for script in ("preview-diff.sh", "pr-comment.sh"):
+        fake_tool(work / "scripts", script, 'env | grep ^PREVIEW_DIFF_ | sort >> "$CALLS"\n'
+                  'exit "${FAKE_RC:-0}"')
+    return subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", step(load(PREVIEW), name_part=name_part)["run"]],
+        cwd=work, capture_output=True, text=True, timeout=60,
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
+             "GITHUB_ENV": str(tmp_path / "github_env"), "GITHUB_WORKSPACE": str(work),
+             "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"), **env},
+    )
+
+
+def test_the_diff_step_records_the_flows_exit_code_instead_of_stopping(tmp_path):
+    env = {"PR": "12", "PR_HEAD_SHA": "abcdef0123456789", "BASE_BRANCH": "main", "FAKE_RC": "3"}
+    proc = run_step(tmp_path, "Deploy the base branch", env)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "github_env").read_text() == "PREVIEW_RC=3\n"
+    log = (tmp_path / "calls").read_text().splitlines()
+    assert log[0] == "pulumi stack rm dev-pr12 --force --yes --non-interactive"
+    assert log[1] == "preview-diff.sh HEAD^1 dev --policy-pack policy"
+    exported = dict(line.split("=", 1) for line in log[2:])
+    assert exported["PREVIEW_DIFF_STACK"] == "dev-pr12"
+    assert exported["PREVIEW_DIFF_CLEANUP"] == "forget"
+    assert exported["PREVIEW_DIFF_HEAD_LABEL"] == "#12 (abcdef0)"
+    assert re.fullmatch(r"main \([0-9a-f]{7,}\)", exported["PREVIEW_DIFF_BASE_LABEL"])
+    assert exported["PREVIEW_DIFF_BEFORE_UP"].endswith(
+        "/scripts/kind-load-image.sh selfheal-lb-preview")
+
+
+def test_the_comment_step_posts_the_comment_and_warns_when_there_is_none(tmp_path):
+    proc = run_step(tmp_path, "Comment on the pull request", {"PR": "12"})
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("::warning title=no preview comment::")
+    assert not (tmp_path / "calls").exists()
+
+    comment = "<!-- selfheal-lb:preview-diff -->\n**No changes.**\n"
+    other = tmp_path / "posted"
+    proc = run_step(other, "Comment on the pull request", {"PR": "12"},
+                    files={"build/preview-diff/comment.md": comment})
+    assert proc.returncode == 0, proc.stderr
+    assert (other / "calls").read_text().splitlines()[0] == (
+        "pr-comment.sh 12 build/preview-diff/comment.md")
+    assert (other / "summary").read_text() == comment
+
+
+def test_the_last_step_fails_the_job_with_the_flows_exit_code():
+    script = step(load(PREVIEW), name_part="Fail when")["run"]
+    for env, code in (({"PREVIEW_RC": "0"}, 0), ({"PREVIEW_RC": "2"}, 2), ({}, 1)):
+        proc = subprocess.run(["bash", "-eo", "pipefail", "-c", script], env=env, timeout=30)
+        assert proc.returncode == code, env
 
 
 def test_every_step_after_the_backend_gate_is_skipped_without_a_backend():

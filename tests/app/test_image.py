@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -35,57 +36,29 @@ def _docker(*args: str, timeout: float = 60, check: bool = True) -> str:
 
 
 @pytest.fixture(scope="module")
-def base_image() -> str:
+def offline_base() -> str:
+    """The Debian base plus a wheelhouse of app/requirements.txt: the build needs no network.
+
+    scripts/docker-base.sh --wheels makes it (the same base `make e2e` builds the app on).
+    """
     if shutil.which("bash") is None:
         pytest.skip("bash is needed for scripts/docker-base.sh")
     result = subprocess.run(
-        [str(ROOT / "scripts" / "docker-base.sh")],
+        [
+            str(ROOT / "scripts" / "docker-base.sh"),
+            "--wheels",
+            str(ROOT / "app" / "requirements.txt"),
+        ],
         capture_output=True,
         text=True,
-        timeout=420,
+        timeout=600,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHON": sys.executable},
     )
     if result.returncode == SKIP_CODE:
         pytest.skip(result.stderr.strip().splitlines()[-1])
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture(scope="module")
-def offline_base(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base plus a wheelhouse of app/requirements.txt, so the build needs no network.
-
-    pip on the host downloads the wheels (with the host's own index settings and CA
-    trust); inside the build, PIP_NO_INDEX/PIP_FIND_LINKS from the base make the
-    Dockerfile's unchanged `pip install` take them from there.
-    """
-    ctx = tmp_path_factory.mktemp("offline-base")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--only-binary=:all:",
-            "-r",
-            str(ROOT / "app" / "requirements.txt"),
-            "-d",
-            str(ctx / "wheels"),
-        ],
-        check=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    (ctx / "Dockerfile").write_text(
-        "ARG BASE\nFROM ${BASE}\nCOPY wheels/ /wheels/\nENV PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheels\n"
-    )
-    tag = f"selfheal-lb-offline-base:{uuid.uuid4().hex[:12]}"
-    _docker("build", "-q", "--build-arg", f"BASE={base_image}", "-t", tag, str(ctx), timeout=180)
-    try:
-        yield tag
-    finally:
-        _docker("rmi", "-f", tag, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,7 @@ LOAD_CASE: dict[str, Any] = {
         "path": "/article1",
         "keepalive": True,
         "timeout_seconds": 5,
+        "image": "fortio/fortio:1.68.2",
     },
     "namespace": "selfheal-lb-dev",
     "service_dns": "articles.selfheal-lb-dev.svc.cluster.local",

@@ -32,6 +32,28 @@ def test_hash_covers_exactly_what_the_build_receives(context: Path):
     assert names == [".dockerignore", "Dockerfile", "articles/__init__.py", "keep.md"]
 
 
+def test_exclude_all_then_reinclude_a_directory_keeps_what_is_below_it(tmp_path: Path):
+    """app/.dockerignore's own shape, where Docker's rules and .gitignore's differ: `*` matches
+    top-level names only, so `!articles/` brings back everything under articles/."""
+    app = tmp_path / "app"
+    (app / "articles" / "templates").mkdir(parents=True)
+    (app / "articles" / "templates" / "base.html").write_text("<html>\n")
+    (app / "articles" / "views.py").write_text("v = 1\n")
+    (app / "tests").mkdir()
+    (app / "tests" / "test_x.py").write_text("t = 1\n")
+    (app / "Dockerfile").write_text("FROM scratch\n")
+    (app / "requirements.txt").write_text("flask==3.1.3\n")
+    (app / ".dockerignore").write_text("*\n!requirements.txt\n!articles/\n")
+    names = [p.relative_to(app).as_posix() for p in build_files(app)]
+    assert names == [
+        ".dockerignore",
+        "Dockerfile",
+        "articles/templates/base.html",
+        "articles/views.py",
+        "requirements.txt",
+    ]
+
+
 def test_hash_is_deterministic_and_changes_only_with_the_build_input(context: Path):
     first = content_hash(context)
     assert len(first) == TAG_LENGTH and first == content_hash(context)
@@ -83,6 +105,8 @@ LOCAL = dict(
     registry_password_set=False,
     pull_policy="IfNotPresent",
     context_dir="app",
+    base_image="",
+    load_command="",
 )
 
 
@@ -117,6 +141,26 @@ def test_push_sends_registry_credentials_with_the_password_as_a_secret(run_snipp
     assert is_secret, "the registry block (with the password) must reach the provider as a secret"
     assert registry == {"server": "ghcr.io", "username": "me", "password": "s3cret"}
     assert "s3cret" not in repr(run.outputs)
+
+
+def test_base_image_is_handed_to_the_build(run_snippet):
+    base = "mirror.example/python:3.11.14-slim-bookworm"
+    run = run_snippet(_program(repr({**LOCAL, "base_image": base})))
+    assert run.one(IMAGE).inputs["build"]["args"] == {"BASE_IMAGE": base}
+
+
+def test_load_command_gets_the_image_and_gates_the_reference(run_snippet):
+    run = run_snippet(_program(repr({**LOCAL, "load_command": "kind load docker-image --name x"})))
+    tag = content_hash(ROOT / "app")
+    load = run.one("command:local:Command")
+    assert load.inputs["create"] == f"kind load docker-image --name x selfheal-lb/articles:{tag}"
+    assert load.inputs["triggers"] == [f"selfheal-lb/articles:{tag}"]
+    assert load.parent_urn == run.one("selfheal-lb:image:ArticleImage").urn
+    assert run.outputs["image_ref"] == f"selfheal-lb/articles:{tag}"
+
+
+def test_no_load_command_runs_nothing(run_snippet):
+    assert run_snippet(_program(repr(LOCAL))).of_type("command:local:Command") == []
 
 
 def test_prebuilt_reference_builds_nothing(run_snippet):

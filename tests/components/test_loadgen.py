@@ -5,21 +5,24 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components import labels
 from components.loadgen import (
-    FORTIO_IMAGE,
     JOB_START_ALLOWANCE_SECONDS,
     TYPE_TOKEN,
+    WAIT_FOR_TARGET_SECONDS,
     fortio_args,
     job_deadline_seconds,
     load_url,
     readiness_command,
+    wait_for_target_command,
 )
 from components.settings import LoadSettings
 
@@ -45,6 +48,7 @@ def load(**overrides) -> LoadSettings:
         "path": "/article1",
         "keepalive": True,
         "timeout_seconds": 5,
+        "image": "fortio/fortio:1.68.2",
     }
     values.update(overrides)
     return LoadSettings(**values)
@@ -146,7 +150,50 @@ def test_job_is_deleted_before_replacement_and_awaited_past_its_deadline(run_loa
     ],
 )
 def test_job_deadline_is_start_up_plus_the_slowest_possible_run(settings, run_seconds):
-    assert job_deadline_seconds(settings) == JOB_START_ALLOWANCE_SECONDS + run_seconds
+    start = JOB_START_ALLOWANCE_SECONDS + WAIT_FOR_TARGET_SECONDS
+    assert job_deadline_seconds(settings) == start + run_seconds
+
+
+def test_job_pods_wait_for_the_target_before_the_load(run_loadgen):
+    spec = run_loadgen().one("Job").inputs["spec"]["template"]["spec"]
+    (wait,) = spec["initContainers"]
+    main = spec["containers"][0]
+    url = main["args"][-1]
+    assert wait["command"] == wait_for_target_command(url)
+    assert wait["command"][-1] == url and "-abort-on" in wait["command"]
+    # Same image, resources and restricted security context as the load itself.
+    for key in ("image", "resources", "securityContext", "volumeMounts"):
+        assert wait[key] == main[key]
+
+
+def test_wait_for_target_ends_at_the_first_answer_and_is_bounded(tmp_path):
+    """The real fortio: returns at once from a server that answers, after the bound if none."""
+    if not FORTIO.exists():
+        pytest.skip("fortio not installed (make tools builds .tools/bin/fortio)")
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        t0 = time.monotonic()
+        cmd = [str(FORTIO), *wait_for_target_command(url)[1:]]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=WAIT_FOR_TARGET_SECONDS)
+        assert time.monotonic() - t0 < 2
+    finally:
+        server.shutdown()
+    quick = [a if a != f"{WAIT_FOR_TARGET_SECONDS}s" else "2s" for a in cmd]
+    quick[-1] = url  # nobody listens there any more
+    t0 = time.monotonic()
+    proc = subprocess.run(quick, capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 0 and 1.5 < time.monotonic() - t0 < 8
 
 
 # --- fortio's command line -----------------------------------------------------------------
@@ -198,11 +245,19 @@ def test_job_pods_have_no_probes(run_loadgen):
     assert not {"livenessProbe", "readinessProbe", "startupProbe"} & set(container)
 
 
-def test_image_tag_matches_the_fortio_the_tests_install():
-    script = (ROOT / "scripts" / "install-tools.sh").read_text()
-    version = re.search(r'FORTIO_VERSION="\$\{FORTIO_VERSION:-v([0-9.]+)\}"', script)
-    assert version, "FORTIO_VERSION not found in scripts/install-tools.sh"
-    assert f"fortio/fortio:{version.group(1)}" == FORTIO_IMAGE
+def test_default_image_is_the_fortio_the_tests_and_the_local_cluster_build():
+    pins = (ROOT / "cluster" / "versions.env").read_text()
+    version = re.search(r"^FORTIO_VERSION=v([0-9.]+)$", pins, re.M)
+    assert version, "FORTIO_VERSION not found in cluster/versions.env"
+    config = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    default = config["loadgenImage"]["default"]
+    assert default == f"fortio/fortio:{version.group(1)}"
+
+
+def test_configured_image_is_the_one_the_pods_run(run_loadgen):
+    image = "mirror.example/fortio/fortio:1.68.2"
+    container = fortio_container(run_loadgen(load={"image": image}).one("Job"))
+    assert container["image"] == image
 
 
 # --- the target URL ------------------------------------------------------------------------

@@ -48,6 +48,7 @@ LOAD = LoadSettings(
     path="/article1",
     keepalive=True,
     timeout_seconds=5,
+    image="fortio/fortio:1.68.2",
 )
 VERIFY = VerifySettings(
     enabled=True, significance=0.01, timeout_seconds=300, fail_on_imbalance=False
@@ -160,7 +161,7 @@ def test_verify_command_line():
         verify_command(
             _args(
                 verify=VerifySettings(True, 0.001, 60, fail_on_imbalance=True),
-                load=LoadSettings("job", 2, 10, 100, 0, "/", False, 5),
+                load=LoadSettings("job", 2, 10, 100, 0, "/", False, 5, "fortio/fortio:1.68.2"),
                 kube_context="kind-ci",
             ),
             "j",
@@ -192,7 +193,7 @@ def _cli_flags(subcommand: str) -> set[str]:
             "verify",
             verify_command(
                 _args(
-                    load=LoadSettings("job", 1, 1, 1, 0, "/", False, 5),
+                    load=LoadSettings("job", 1, 1, 1, 0, "/", False, 5, "fortio/fortio:1.68.2"),
                     verify=VerifySettings(True, 0.01, 10, True),
                 ),
                 "job",

@@ -1,11 +1,12 @@
-"""A fake Kubernetes API server speaking the parts loadgen uses, over real HTTP(S).
+"""A fake Kubernetes API server speaking the parts loadgen uses, over real HTTP.
 
 list pods (label selectors), pod proxy (to a real app's /metrics or canned text), pod logs,
 delete pod (the "ReplicaSet" recreates it after a delay, ready after another), read
 Deployment and ReplicaSet, metrics.k8s.io pod metrics. Bearer-token auth, injectable faults
 (transient statuses, 403s, hangs) and a request log let tests check retries, timeouts and
-error handling. State changes are computed lazily from timestamps, so no background thread
-mutates anything.
+error handling. TLS, client certificates, RBAC and exec credentials are tested against the
+real cluster instead (test_loadgen_kube_real.py). State changes are computed lazily from
+timestamps, so no background thread mutates anything.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import contextlib
 import http.server
 import itertools
 import json
-import ssl
 import threading
 import time
 import urllib.error
@@ -99,7 +99,6 @@ class FakeKube:
     def __init__(self, namespace: str = "demo", token: str = "s3cret-token") -> None:
         self.namespace = namespace
         self.token = token
-        self.client_cert_cn: str | None = None  # accept this TLS client cert instead of a token
         self.pods: dict[str, Pod] = {}
         self.deployments: dict[str, Deployment] = {}
         self.metrics_enabled = True
@@ -108,7 +107,6 @@ class FakeKube:
         self.lock = threading.RLock()
         self._server: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.scheme = "http"
 
     # -- scenario setup ------------------------------------------------------------------
     def add_deployment(
@@ -203,13 +201,16 @@ class FakeKube:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self, tls: ssl.SSLContext | None = None) -> FakeKube:
+    def start(self) -> FakeKube:
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as separate small writes: without TCP_NODELAY a client
+            # that keeps the connection (the kubernetes client does) waits ~40 ms per request.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -222,9 +223,6 @@ class FakeKube:
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        if tls is not None:
-            self.scheme = "https"
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -268,7 +266,7 @@ class FakeKube:
     def _handle(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
         auth = h.headers.get("Authorization", "")
         with self.lock:
-            self.requests.append((method, h.path, auth))
+            self.requests.append((method, unquote(h.path), auth))
             fault = next(
                 (
                     f
@@ -282,22 +280,15 @@ class FakeKube:
         try:
             if fault is not None and fault["delay"]:
                 time.sleep(fault["delay"])
-            if auth != f"Bearer {self.token}" and not self._cert_ok(h):
+            if auth != f"Bearer {self.token}":
                 self._status(h, 401, "Unauthorized")
                 return
             if fault is not None and fault["status"]:
                 self._status(h, fault["status"], f"injected {fault['status']}")
                 return
             self._route(h, method)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+        except (BrokenPipeError, ConnectionResetError):
             pass
-
-    def _cert_ok(self, h: http.server.BaseHTTPRequestHandler) -> bool:
-        if self.client_cert_cn is None or not isinstance(h.connection, ssl.SSLSocket):
-            return False
-        cert = h.connection.getpeercert() or {}
-        names = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
-        return self.client_cert_cn in names
 
     def _route(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(h.path)
@@ -448,8 +439,8 @@ def write_kubeconfig(
 
 
 @contextlib.contextmanager
-def running(fake: FakeKube, tls: ssl.SSLContext | None = None) -> Iterator[FakeKube]:
-    fake.start(tls)
+def running(fake: FakeKube) -> Iterator[FakeKube]:
+    fake.start()
     try:
         yield fake
     finally:

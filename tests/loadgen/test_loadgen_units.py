@@ -1,4 +1,5 @@
-"""Fast unit tests: kubeconfig merging and resolution, quantities, Prometheus text."""
+"""Fast unit tests: which kubeconfig, context or service account is used; quantities;
+Prometheus text."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loadgen import kube, prom
+from loadgen import kube, kubeconfig, prom
 
 
 def _write(path: Path, doc: dict) -> Path:
@@ -16,13 +17,17 @@ def _write(path: Path, doc: dict) -> Path:
     return path
 
 
-def test_kubeconfig_merge_first_wins_and_paths_are_relative(
+def test_kubeconfig_list_first_current_context_and_relative_paths(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """KUBECONFIG=a:b as kubectl reads it: the first file's current-context and the first
+    definition of a name win; relative paths are relative to the file that names them."""
     a = tmp_path / "a"
     b = tmp_path / "sub" / "b"
     a.mkdir()
     b.parent.mkdir()
+    (a / "tok").write_text("from-a\n")
+    (b.parent / "ca.crt").write_text("CA")
     first = _write(
         a / "config",
         {
@@ -57,70 +62,45 @@ def test_kubeconfig_merge_first_wins_and_paths_are_relative(
         },
     )
     monkeypatch.setenv("KUBECONFIG", f"{first}:{second}")
-    cfg = kube.load_kubeconfig()
-    assert cfg.context == "dev" and cfg.namespace == "ns1"
-    assert cfg.server == "https://127.0.0.1:6443"
-    assert cfg.ca_file == str(b.parent / "ca.crt")  # relative to the file naming the cluster
-    assert cfg.token_file == str(a / "tok") and cfg.creds.token is None
-    other = kube.load_kubeconfig(context="other")
-    assert other.creds.basic == "me:pw"
-
-
-def test_kubeconfig_data_fields_go_to_private_files(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path / "c",
-        {
-            "current-context": "x",
-            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-            "clusters": [
-                {
-                    "name": "c",
-                    "cluster": {
-                        "server": "https://127.0.0.1:1",
-                        "certificate-authority-data": base64.b64encode(b"CA").decode(),
-                    },
-                }
-            ],
-            "users": [
-                {
-                    "name": "u",
-                    "user": {
-                        "client-certificate-data": base64.b64encode(b"CERT").decode(),
-                        "client-key-data": base64.b64encode(b"KEY").decode(),
-                    },
-                }
-            ],
-        },
-    )
-    cfg = kube.load_kubeconfig(str(path))
-    try:
-        assert Path(cfg.creds.key_file or "").read_bytes() == b"KEY"
-        assert Path(cfg.creds.key_file or "").stat().st_mode & 0o077 == 0
-        assert Path(cfg.ca_file or "").read_bytes() == b"CA"
-    finally:
-        files = list(cfg.temp_files)
-        cfg.cleanup()
-    assert files and not any(Path(f).exists() for f in files)
-
-
-def test_auth_provider_is_refused(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path / "c",
-        {
-            "current-context": "x",
-            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-            "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-            "users": [{"name": "u", "user": {"auth-provider": {"name": "gcp"}}}],
-        },
-    )
-    with pytest.raises(kube.KubeError, match="auth-provider"):
-        kube.load_kubeconfig(str(path))
+    loaded = kubeconfig.load_configuration()
+    cfg = loaded.configuration
+    assert loaded.source == "context dev" and loaded.refreshable
+    assert cfg.host == "https://127.0.0.1:6443"
+    assert cfg.ssl_ca_cert == str(b.parent / "ca.crt")  # relative to the file naming the cluster
+    assert cfg.api_key["BearerToken"] == "Bearer from-a"  # tokenFile's newline trimmed
+    other = kubeconfig.load_configuration(context="other").configuration
+    assert other.api_key["BearerToken"] == "Basic " + base64.b64encode(b"me:pw").decode()
 
 
 def test_no_current_context(tmp_path: Path) -> None:
     path = _write(tmp_path / "c", {"clusters": []})
     with pytest.raises(kube.KubeError, match="no current-context"):
-        kube.load_kubeconfig(str(path))
+        kubeconfig.load_configuration(str(path))
+
+
+def test_in_cluster_config_when_there_is_no_kubeconfig(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a pod (no kubeconfig, KUBERNETES_SERVICE_HOST set) the service account is used."""
+    from kubernetes.config import incluster_config
+
+    (tmp_path / "token").write_text("sa-token")
+    (tmp_path / "ca.crt").write_text("not used before a request")
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(tmp_path / "token"))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(tmp_path / "ca.crt"))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    loaded = kubeconfig.load_configuration()
+    assert loaded.source == "in-cluster service account"
+    assert loaded.configuration.host == "https://10.96.0.1:443"
+    assert loaded.configuration.api_key["BearerToken"].lower() == "bearer sa-token"
+    with pytest.raises(kube.KubeError, match="--context needs a kubeconfig"):
+        kubeconfig.load_configuration(context="x")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    with pytest.raises(kube.KubeError, match="no kubeconfig found"):
+        kubeconfig.load_configuration()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,3 @@
+module selfheal-lb/cluster/build/pause
+
+go 1.26.0

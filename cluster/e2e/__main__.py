@@ -1,0 +1,238 @@
+"""`make e2e`: the stack on the local cluster, for real, start to teardown.
+
+    python -m cluster.e2e [--stack local] [--out build/e2e] [--keep-on-failure]
+
+Steps (one summary line each, with its time): the app's offline base image; the program
+evaluated and its resources carried out in dependency order (cluster/e2e/stack.py); the
+report's assertions; NetworkPolicy enforcement; a re-verification after a config change that
+touches only the verification; a pod-kill drill through the load balancer; sticky sessions
+(sessionAffinity ClientIP) verified as such; teardown and a check that nothing is left.
+Exit 0 when every check holds, 1 with a one-line reason otherwise. The results (report, drill,
+timings, the idle cluster's usage, the load average) are written to --out/e2e.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cluster.e2e import checks
+from cluster.e2e.stack import PROJECT_DIR, Deployer, DeployError, evaluate, ordered, write_report
+from components import labels, offline
+from components.settings import ConfigError
+
+CACHE = Path(
+    os.environ.get("SELFHEAL_LB_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "selfheal-lb"
+)
+KUBECONFIG = CACHE / "cluster" / "kubeconfig"
+KUBECTL = CACHE / "cluster" / "bin" / "kubectl"
+FAILURES = (DeployError, checks.CheckFailed, subprocess.CalledProcessError, ConfigError)
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+class EndToEnd:
+    def __init__(self, d: Deployer, stack: str, out: Path) -> None:
+        self.d, self.stack, self.out = d, stack, out
+        self.results: dict[str, Any] = {"stack": stack, "load_average": os.getloadavg()}
+        self.run: offline.ProgramRun | None = None
+        self.selector = (
+            f"app.kubernetes.io/name={labels.APP_NAME},app.kubernetes.io/instance={stack}"
+        )
+
+    # --- helpers ---------------------------------------------------------------------------
+    def timed(self, name: str, fn: Callable[[], str]) -> str:
+        t0 = time.monotonic()
+        detail = fn()
+        say(f"e2e: {name}: {detail} ({time.monotonic() - t0:.1f} s)")
+        return detail
+
+    @property
+    def namespace(self) -> str:
+        assert self.run is not None
+        return self.run.outputs["namespace"]
+
+    def deploy(self, **overrides: Any) -> tuple[dict[str, Any], list[str]]:
+        """Evaluates the program (with config overrides) and brings the cluster to it."""
+        previous = {r.urn: r for r in self.run.resources} if self.run else None
+        self.run = evaluate(self.stack, **overrides)
+        acted = self.d.up(ordered(self.run), previous=previous)
+        verify = self.run.named("verification-verify")
+        return json.loads(self.d.stdout[verify.urn]), acted
+
+    def fortio_container(self) -> dict[str, Any]:
+        assert self.run is not None
+        job = self.run.named("loadgen-job").inputs["spec"]
+        return job["template"]["spec"]["containers"][0]
+
+    def expected_requests(self) -> int:
+        assert self.run is not None
+        args = self.fortio_container()["args"]
+        return self.run.named("loadgen-job").inputs["spec"]["parallelism"] * int(
+            args[args.index("-n") + 1]
+        )
+
+    def jsonpath(self, kind: str, path: str, *selector: str) -> str:
+        return self.d.kc(
+            "get", kind, *selector, "-n", self.namespace, "-o", f"jsonpath={path}"
+        ).stdout
+
+    # --- the steps -------------------------------------------------------------------------
+    def idle_usage(self) -> str:
+        top = self.d.kc("top", "node", "--no-headers", check=False, timeout=30).stdout.split()
+        self.results["idle_node"] = top[1:] if top else None
+        return f"node CPU {top[1]} ({top[2]}), memory {top[3]} ({top[4]})" if top else "n/a"
+
+    def base_image(self) -> str:
+        script = PROJECT_DIR / "scripts" / "docker-base.sh"
+        requirements = PROJECT_DIR / "app" / "requirements.txt"
+        proc = subprocess.run(
+            [str(script), "--wheels", str(requirements)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHON": sys.executable},
+        )
+        if proc.returncode != 0:
+            raise DeployError(f"no build base: {proc.stderr.strip().splitlines()[-1:]}")
+        return proc.stdout.strip()
+
+    def first_deploy(self) -> None:
+        t0 = time.monotonic()
+        say("e2e: deploying (the program's resources in dependency order):")
+        report, _ = self.deploy()
+        self.results["report"] = report
+        self.results["apply_to_report_s"] = round(time.monotonic() - t0, 1)
+        say(f"e2e: apply -> verified report: {self.results['apply_to_report_s']} s")
+        replicas = int(self.run.outputs["appReplicas"]) if self.run else 0
+        self.timed("report", lambda: checks.report_is_balanced(report, replicas))
+        total = self.expected_requests()
+        self.timed("fortio job", lambda: checks.fortio_without_errors(report, total))
+
+    def network_policies(self) -> str:
+        pod_ip = self.jsonpath("pods", "{.items[0].status.podIP}", "-l", self.selector)
+        return checks.network_policies_enforced(
+            self.d,
+            self.namespace,
+            pod_ip,
+            labels.selector_labels(labels.LOADGEN_NAME, self.stack),
+            self.fortio_container()["image"],
+            f"{self.namespace}-e2e-outside",
+        )
+
+    def reverification(self) -> str:
+        """A change to the verification alone re-runs baseline, load and check (issue: a
+        snapshot re-run without a new load used to fail `up`)."""
+        assert self.run is not None
+        timeout = int(offline.stack_config(self.stack)["selfheal-lb:verifyTimeoutSeconds"])
+        report, acted = self.deploy(verifyTimeoutSeconds=timeout + 1)
+        self.results["reverification"] = {"acted": acted, "report": report}
+        for name in ("verification-snapshot", "loadgen-job", "verification-verify"):
+            checks.require(name in acted, f"{name} did not run again after the config change")
+        checks.require("app-deployment" not in acted, "the app was redeployed needlessly")
+        replicas = int(self.run.outputs["appReplicas"])
+        return "re-ran " + ", ".join(acted) + "; " + checks.report_is_balanced(report, replicas)
+
+    def drill(self) -> str:
+        lb_ip = self.jsonpath("service", "{.status.loadBalancer.ingress[0].ip}", "articles")
+        result = checks.drill(
+            self.d, self.namespace, self.selector, f"http://{lb_ip}:8080/article1"
+        )
+        self.results["drill"] = result
+        return result["reason"]
+
+    def sticky_sessions(self) -> str:
+        report, acted = self.deploy(sessionAffinity="ClientIP")
+        self.results["sticky"] = {"acted": acted, "report": report}
+        return checks.report_is_sticky(report)
+
+    def teardown(self) -> str:
+        t0 = time.monotonic()
+        self.d.destroy()
+        detail = checks.nothing_left(self.d, [self.namespace])
+        self.results["teardown_s"] = round(time.monotonic() - t0, 1)
+        return detail
+
+    def diagnose(self) -> None:
+        """What a person would look at: the namespace's objects, events and failed pods' logs."""
+        kc, ns = self.d.kc, self.namespace
+        parts = [
+            kc("get", "all,networkpolicy,hpa,pdb", "-o", "wide", "-n", ns, check=False).stdout,
+            kc("get", "events", "--sort-by=.lastTimestamp", "-n", ns, check=False).stdout,
+        ]
+        pods = json.loads(kc("get", "pods", "-n", ns, "-o", "json", check=False).stdout or "{}")
+        for pod in pods.get("items") or []:
+            name, phase = pod["metadata"]["name"], pod.get("status", {}).get("phase")
+            if phase != "Running":
+                log = kc("logs", name, "-n", ns, "--all-containers", "--tail=40", check=False)
+                parts.append(f"--- {name} ({phase})\n{log.stdout}{log.stderr}")
+                say(f"e2e:   {name}: {(log.stdout or log.stderr).strip().splitlines()[-1:]}")
+        path = self.out / "diagnostics.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(parts))
+        say(f"e2e: diagnostics in {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m cluster.e2e", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--stack", default="local")
+    parser.add_argument("--out", type=Path, default=PROJECT_DIR / "build" / "e2e")
+    parser.add_argument(
+        "--keep-on-failure",
+        action="store_true",
+        help="leave the stack deployed when a step fails (to look at it)",
+    )
+    args = parser.parse_args(argv)
+    if not KUBECONFIG.exists() or not KUBECTL.exists():
+        say("e2e: no local cluster: run 'make cluster' first")
+        return 1
+    d = Deployer(kubectl=str(KUBECTL), kubeconfig=str(KUBECONFIG), context="selfheal-lb", log=say)
+    if d.kc("get", "--raw", "/readyz", check=False, timeout=10).returncode != 0:
+        say("e2e: the local cluster does not answer: run 'make cluster' (it restarts it)")
+        return 1
+    e2e = EndToEnd(d, args.stack, args.out)
+    t0 = time.monotonic()
+    try:
+        e2e.timed("idle cluster", e2e.idle_usage)
+        e2e.timed("base image", e2e.base_image)
+        e2e.first_deploy()
+        e2e.timed("network policies", e2e.network_policies)
+        e2e.timed("re-verification", e2e.reverification)
+        e2e.timed("drill", e2e.drill)
+        e2e.timed("sticky sessions", e2e.sticky_sessions)
+    except FAILURES as err:
+        say(f"e2e: FAILED: {err}")
+        e2e.results["failure"] = str(err)
+        if e2e.run is not None:
+            e2e.diagnose()
+            if args.keep_on_failure:
+                say(f"e2e: left deployed in namespace {e2e.namespace} (--keep-on-failure)")
+                write_report(args.out / "e2e.json", e2e.results)
+                return 1
+    ok = "failure" not in e2e.results
+    if e2e.run is not None:
+        try:
+            e2e.timed("teardown", e2e.teardown)
+        except FAILURES as err:
+            say(f"e2e: teardown FAILED: {err}")
+            ok = False
+    e2e.results["total_s"] = round(time.monotonic() - t0, 1)
+    write_report(args.out / "e2e.json", e2e.results)
+    verdict = "passed" if ok else "FAILED"
+    say(f"e2e: {verdict} in {e2e.results['total_s']} s (results in {args.out / 'e2e.json'})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# `make cluster`: a real one-node Kubernetes cluster on this Linux machine, without minikube.
+#   etcd, kube-apiserver (own PKI, aggregation layer), controller-manager, scheduler, kubelet on
+#   containerd (Debian's), kube-proxy (iptables), CoreDNS, and what minikube gives the
+#   walkthrough: the metrics-server addon in kube-system, a LoadBalancer implementation
+#   (cluster/lb_status.py, like `minikube tunnel`) and a NetworkPolicy engine (kube-router's
+#   firewall controller). Writes a kubeconfig with the context `selfheal-lb`.
+# Idempotent: a running cluster is left as it is. Every wait is bounded; every failure is one
+# line naming what is missing. `make cluster-down` stops exactly what this started.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+source "$CLUSTER_DIR/pki.sh"
+source "$CLUSTER_DIR/configs.sh"
+T0=$SECONDS
+
+step() { log "$1 ($((SECONDS - T0)) s)"; }
+
+# --- what the machine must offer -------------------------------------------------------------
+[ "$(id -u)" -eq 0 ] || die "must run as root (it starts a kubelet, containerd and iptables rules)"
+[ "$(uname -s)" = Linux ] || die "needs Linux (found $(uname -s))"
+[ -d /sys/fs/cgroup/memory ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || die "no cgroups mounted at /sys/fs/cgroup"
+running() { ours "$1" "${2:-$1}" >/dev/null; }
+
+if running kube-apiserver && running kubelet && kc get --raw /readyz >/dev/null 2>&1; then
+  log "already running (kubeconfig $SLB_KUBECONFIG, context $SLB_CONTEXT)"
+  exit 0
+fi
+if [ -d "$SLB_PIDS" ] && ls "$SLB_PIDS"/*.pid >/dev/null 2>&1; then
+  log "a partly running cluster was found: stopping it first"
+  "$CLUSTER_DIR/down.sh"
+fi
+
+for port in $API_PORT $ETCD_CLIENT_PORT $ETCD_PEER_PORT 10250 10257 10259 10256; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    die "port $port is in use by another process: stop it, then run 'make cluster' again"
+  fi
+done
+
+"$CLUSTER_DIR/packages.sh"
+"$CLUSTER_DIR/build.sh"
+step "binaries ready"
+
+mkdir -p "$SLB_STATE" "$SLB_LOGS" "$SLB_PIDS"
+
+# start NAME CMD...: runs a daemon in its own session, log in $SLB_LOGS, pid in $SLB_PIDS.
+start() {
+  local name="$1"
+  shift
+  setsid "$@" >"$SLB_LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$SLB_PIDS/$name.pid"
+}
+alive_or_die() {  # the daemon must still be running; else its last log lines
+  running "$1" || die "$1 exited: $(tail -n 3 "$SLB_LOGS/$1.log" | tr '\n' ' ')"
+}
+
+# --- network ---------------------------------------------------------------------------------
+# A bridge without ports: this kernel has no dummy interfaces, and a portless bridge holds
+# addresses and routes just the same.
+ip link show "$SLB_IFACE" >/dev/null 2>&1 || ip link add "$SLB_IFACE" type bridge
+ip link set "$SLB_IFACE" up
+ip addr replace "$NODE_IP/32" dev "$SLB_IFACE"
+ip route replace "$SERVICE_CIDR" dev "$SLB_IFACE"
+ip route replace "$LB_POOL_CIDR" dev "$SLB_IFACE"
+sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 >/dev/null \
+  || die "cannot enable IP forwarding and bridge netfilter (sysctl failed)"
+# A running dockerd sets the FORWARD policy to DROP: accept the pods' bridge explicitly.
+for rule in "-i cni0 -j ACCEPT" "-o cni0 -j ACCEPT"; do
+  # shellcheck disable=SC2086
+  iptables -C FORWARD $rule -m comment --comment selfheal-lb 2>/dev/null \
+    || iptables -I FORWARD 1 $rule -m comment --comment selfheal-lb
+done
+
+# --- control plane ---------------------------------------------------------------------------
+make_pki
+P="$SLB_STATE/pki"
+write_kubeconfig "$SLB_KUBECONFIG" admin
+for c in controller-manager scheduler kubelet kube-proxy kube-router lb-status; do
+  write_kubeconfig "$SLB_STATE/$c.kubeconfig" "$c"
+done
+
+start etcd "$SLB_BIN/etcd" --name "$NODE_NAME" --data-dir "$SLB_STATE/etcd" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+  --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster "$NODE_NAME=http://127.0.0.1:$ETCD_PEER_PORT" \
+  --listen-metrics-urls "" --log-level warn
+wait_for 30 "etcd" bash -c "exec 3<>/dev/tcp/127.0.0.1/$ETCD_CLIENT_PORT"
+alive_or_die etcd
+step "etcd up"
+
+start kube-apiserver "$SLB_BIN/kube-apiserver" \
+  --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+  --advertise-address "$NODE_IP" --bind-address 0.0.0.0 --secure-port "$API_PORT" \
+  --service-cluster-ip-range "$SERVICE_CIDR" --service-node-port-range 30000-32767 \
+  --allow-privileged=true --authorization-mode Node,RBAC \
+  --enable-admission-plugins NodeRestriction \
+  --client-ca-file "$P/ca.crt" \
+  --tls-cert-file "$P/apiserver.crt" --tls-private-key-file "$P/apiserver.key" \
+  --kubelet-client-certificate "$P/apiserver-kubelet-client.crt" \
+  --kubelet-client-key "$P/apiserver-kubelet-client.key" \
+  --kubelet-preferred-address-types InternalIP \
+  --service-account-key-file "$P/sa.pub" --service-account-signing-key-file "$P/sa.key" \
+  --service-account-issuer "https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
+  --requestheader-client-ca-file "$P/front-proxy-ca.crt" \
+  --requestheader-allowed-names front-proxy-client \
+  --requestheader-extra-headers-prefix X-Remote-Extra- \
+  --requestheader-group-headers X-Remote-Group \
+  --requestheader-username-headers X-Remote-User \
+  --proxy-client-cert-file "$P/front-proxy-client.crt" \
+  --proxy-client-key-file "$P/front-proxy-client.key" \
+  --enable-aggregator-routing=true
+# The API server runs on the host, outside the pod network: --enable-aggregator-routing sends
+# metrics.k8s.io requests to the metrics-server pod's IP instead of its ClusterIP.
+write_kubeconfig "$SLB_STATE/admin.kubeconfig" admin
+wait_for 120 "kube-apiserver /readyz" kc get --raw /readyz
+step "kube-apiserver ready"
+
+start kube-controller-manager "$SLB_BIN/kube-controller-manager" \
+  --kubeconfig "$SLB_STATE/controller-manager.kubeconfig" \
+  --authentication-kubeconfig "$SLB_STATE/controller-manager.kubeconfig" \
+  --authorization-kubeconfig "$SLB_STATE/controller-manager.kubeconfig" \
+  --bind-address 127.0.0.1 --leader-elect=false --use-service-account-credentials \
+  --service-account-private-key-file "$P/sa.key" --root-ca-file "$P/ca.crt" \
+  --cluster-signing-cert-file "$P/ca.crt" --cluster-signing-key-file "$P/ca.key" \
+  --service-cluster-ip-range "$SERVICE_CIDR" --cluster-cidr "$POD_CIDR" \
+  --allocate-node-cidrs=false --controllers '*,-service-lb-controller,-cloud-node-lifecycle'
+start kube-scheduler "$SLB_BIN/kube-scheduler" \
+  --kubeconfig "$SLB_STATE/scheduler.kubeconfig" \
+  --authentication-kubeconfig "$SLB_STATE/scheduler.kubeconfig" \
+  --authorization-kubeconfig "$SLB_STATE/scheduler.kubeconfig" \
+  --bind-address 127.0.0.1 --leader-elect=false
+
+# --- node ------------------------------------------------------------------------------------
+write_containerd_config
+start containerd containerd --config "$SLB_STATE/containerd/config.toml"
+wait_for 30 "containerd" ctr --address "$SLB_STATE/containerd.sock" version
+alive_or_die containerd
+"$CLUSTER_DIR/images.sh" system
+step "containerd up, system images imported"
+
+write_kubelet_config
+start kubelet "$SLB_BIN/kubelet" --config "$SLB_STATE/kubelet/config.yaml" \
+  --kubeconfig "$SLB_STATE/kubelet.kubeconfig" --hostname-override "$NODE_NAME" \
+  --node-ip "$NODE_IP" --root-dir "$SLB_STATE/kubelet/root" --cert-dir "$SLB_STATE/kubelet/pki"
+write_kube_proxy_config
+start kube-proxy "$SLB_BIN/kube-proxy" --config "$SLB_STATE/kube-proxy/config.yaml"
+wait_for 90 "node $NODE_NAME Ready" kc wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
+alive_or_die kubelet
+alive_or_die kube-proxy
+step "node Ready"
+
+# --- addons (and the permissions of the agents below) ----------------------------------------
+"$CLUSTER_DIR/addons.sh"
+start kube-router "$SLB_BIN/kube-router" --kubeconfig "$SLB_STATE/kube-router.kubeconfig" \
+  --hostname-override "$NODE_NAME" --run-firewall=true --run-router=false \
+  --run-service-proxy=false --run-loadbalancer=false --metrics-port 0 --health-port 20244
+start lb-status "$SLB_CACHE/venv/bin/python" "$CLUSTER_DIR/lb_status.py" \
+  --kubeconfig "$SLB_STATE/lb-status.kubeconfig" --pool "$LB_POOL_CIDR"
+wait_for 120 "CoreDNS ready" kc -n kube-system rollout status deploy/coredns --timeout=2s
+wait_for 180 "the metrics-server addon (APIService v1beta1.metrics.k8s.io Available)" \
+  kc wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=2s
+alive_or_die kube-router
+running lb-status lb_status.py || die "lb-status exited: $(tail -n 3 "$SLB_LOGS/lb-status.log" | tr '\n' ' ')"
+step "ready: kubeconfig $SLB_KUBECONFIG, context $SLB_CONTEXT (export KUBECONFIG=$SLB_KUBECONFIG)"

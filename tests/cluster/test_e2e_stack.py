@@ -1,0 +1,96 @@
+"""make e2e's executor: the program's resources in dependency order, commands as written."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cluster.e2e import stack
+from components import offline
+
+
+def test_local_stack_order_follows_the_programs_dependencies():
+    names = [r.name for r in stack.ordered(stack.evaluate("local"))]
+    before = [
+        ("image", "image-load"),
+        ("image-load", "app-deployment"),
+        ("app-namespace", "app-deployment"),
+        ("app-deployment", "verification-snapshot"),
+        ("verification-snapshot", "loadgen-job"),
+        ("loadgen-job", "verification-verify"),
+    ]
+    for first, then in before:
+        assert names.index(first) < names.index(then), f"{first} must come before {then}"
+
+
+def test_verify_reads_the_snapshots_real_stdout(tmp_path: Path):
+    run = stack.evaluate("local")
+    snapshot = run.named("verification-snapshot")
+    verify = run.named("verification-verify")
+    assert verify.inputs["stdin"] == stack._stdout_token(snapshot)
+
+
+@pytest.fixture
+def two_commands(tmp_path: Path) -> offline.ProgramRun:
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text("name: selfheal-lb\nruntime: python\n")
+    (project / "__main__.py").write_text(
+        textwrap.dedent("""
+        import pulumi
+        from pulumi_command import local
+        first = local.Command("first", create="echo baseline-$((20 + 22))")
+        local.Command("second", create="read x; echo got:$x", stdin=first.stdout,
+                      opts=pulumi.ResourceOptions(depends_on=[first]))
+    """)
+    )
+    return offline.run_program(
+        {}, fake_outputs=stack._fake_outputs, program=project / "__main__.py", project_dir=project
+    )
+
+
+def test_commands_run_for_real_and_pass_stdout_on(two_commands: offline.ProgramRun):
+    d = stack.Deployer(
+        kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None
+    )
+    d.up(stack.ordered(two_commands))
+    second = two_commands.named("second")
+    assert d.stdout[second.urn] == "got:baseline-42"
+
+
+def test_a_failing_command_names_itself(tmp_path: Path, two_commands: offline.ProgramRun):
+    d = stack.Deployer(
+        kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None
+    )
+    second = two_commands.named("second")
+    with pytest.raises(stack.DeployError, match="has not run"):
+        d.create(second)  # its stdin refers to `first`, which has not run
+
+
+def _program(tmp_path: Path, body: str) -> offline.ProgramRun:
+    project = tmp_path / "p"
+    project.mkdir(exist_ok=True)
+    (project / "Pulumi.yaml").write_text("name: selfheal-lb\nruntime: python\n")
+    (project / "__main__.py").write_text(textwrap.dedent(body))
+    return offline.run_program(
+        {}, fake_outputs=stack._fake_outputs, program=project / "__main__.py", project_dir=project
+    )
+
+
+def test_an_update_reruns_only_what_changed(tmp_path: Path):
+    body = """
+        from pulumi_command import local
+        local.Command("fixed", create="echo same")
+        local.Command("changing", create="echo {}")
+    """
+    first = _program(tmp_path, body.format("one"))
+    d = stack.Deployer(
+        kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None
+    )
+    assert d.up(stack.ordered(first)) == ["fixed", "changing"]
+    second = _program(tmp_path, body.format("two"))
+    previous = {r.urn: r for r in first.resources}
+    assert d.up(stack.ordered(second), previous=previous) == ["changing"]
+    assert d.stdout[second.named("changing").urn] == "two"
