@@ -22,6 +22,7 @@ from components.quota import (
     PodShape,
     check_fits,
     namespace_need,
+    quota_hard,
 )
 from components.settings import ConfigError, load_settings, present_config_keys
 from components.verification import LoadVerification, LoadVerificationArgs
@@ -180,3 +181,5 @@ pulumi.export("imageRef", image.image_ref)
 pulumi.export("appReplicas", s.app.replicas)
 pulumi.export("loadTest", load_test)
 pulumi.export("loadDistribution", load_distribution)
+pulumi.export("monitoring", monitoring_mode.mode)
+pulumi.export("namespaceQuota", quota_hard(quota_need) if s.quota.enabled else {})

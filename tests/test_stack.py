@@ -32,6 +32,8 @@ OUTPUTS = {
     "appReplicas",
     "loadTest",
     "loadDistribution",
+    "monitoring",  # components/monitoring.py: what `auto` resolved to
+    "namespaceQuota",  # components/quota.py
 }
 
 

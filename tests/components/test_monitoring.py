@@ -42,6 +42,7 @@ def test_offline_auto_means_annotations_and_no_cluster_is_asked(monkeypatch):
         "prometheus.io/path": "/metrics",
     }
     assert monitors(r) == []
+    assert r.outputs["monitoring"] == "annotations"
 
 
 def test_operator_present_means_a_pod_monitor_on_the_app_pods(monkeypatch):
@@ -63,6 +64,7 @@ def test_operator_present_means_a_pod_monitor_on_the_app_pods(monkeypatch):
     ][0]
     assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
     assert pod_annotations(r) == {}
+    assert r.outputs["monitoring"] == "podMonitor"
 
 
 def test_service_monitor_selects_the_service_and_its_port():

@@ -154,8 +154,16 @@ def test_limit_range_cap_follows_the_largest_container():
     assert container["max"] == {"cpu": "2", "memory": "1Gi"}
 
 
+def test_the_quota_is_an_output():
+    run = offline.run_program(config(), stack="dev")
+    assert run.outputs["namespaceQuota"] == run.one("kubernetes:core/v1:ResourceQuota").inputs[
+        "spec"
+    ]["hard"]
+
+
 def test_quota_off_declares_neither():
     run = offline.run_program(config(quotaEnabled=False), stack="dev")
+    assert run.outputs["namespaceQuota"] == {}
     assert run.of_type("kubernetes:core/v1:ResourceQuota") == []
     assert run.of_type("kubernetes:core/v1:LimitRange") == []
 
