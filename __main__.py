@@ -15,7 +15,17 @@ from components.chart_cache import ChartUnavailable
 from components.image import ArticleImage, ArticleImageArgs
 from components.loadgen import LoadGenerator, LoadGeneratorArgs
 from components.metrics_server import MetricsServer, MetricsServerArgs
+from components.monitoring import Monitoring, MonitoringArgs, scrape_annotations
+from components.operator_probe import resolve_mode
 from components.outputs import external_ip_note, skipped_report, url
+from components.quota import (
+    NamespaceQuota,
+    NamespaceQuotaArgs,
+    PodShape,
+    check_fits,
+    namespace_need,
+    quota_hard,
+)
 from components.settings import ConfigError, load_settings, present_config_keys
 from components.verification import LoadVerification, LoadVerificationArgs
 
@@ -37,6 +47,30 @@ except ConfigError as err:
     pulumi.log.error(str(err))
     sys.exit(ERROR_SHOWN)
 
+# metrics-server: one per cluster. Install it only where the cluster serves no metrics API yet
+# (or this stack installed it); otherwise use what is there (components/metrics_plan.py).
+metrics_api = metrics_plan.detect(s.cluster.kube_context)
+owner = metrics_plan.stack_id(s.project, s.stack)
+plan = metrics_plan.decide(
+    s.metrics_server, metrics_api, owner=owner, namespace=s.cluster.namespace
+)
+if plan.error:
+    pulumi.log.error(plan.error)
+    sys.exit(ERROR_SHOWN)
+for warning in plan.warnings:
+    pulumi.log.warn(warning)
+
+# Pods other components add to the namespace go here, so the quota holds them too; for the
+# optional Redis: single_pod_shape("redis", <its cpu>, <its memory>) (components/quota.py).
+extra_pods: list[PodShape] = []
+quota_need = namespace_need(s, extra_pods, metrics_available=plan.metrics_available)
+if s.quota.enabled:
+    try:
+        check_fits(s, quota_need)  # refuses a config that cannot fit, saying by how much
+    except ConfigError as err:
+        pulumi.log.error(str(err))
+        sys.exit(ERROR_SHOWN)
+
 # Explicit provider: the configured context, not whatever the ambient default would pick.
 # Server-side apply is v4's default; stated so a provider upgrade cannot silently change it.
 provider = k8s.Provider(
@@ -53,18 +87,6 @@ image = ArticleImage(
     ),
 )
 
-# metrics-server: one per cluster. Install it only where the cluster serves no metrics API yet
-# (or this stack installed it); otherwise use what is there (components/metrics_plan.py).
-metrics_api = metrics_plan.detect(s.cluster.kube_context)
-owner = metrics_plan.stack_id(s.project, s.stack)
-plan = metrics_plan.decide(
-    s.metrics_server, metrics_api, owner=owner, namespace=s.cluster.namespace
-)
-if plan.error:
-    pulumi.log.error(plan.error)
-    sys.exit(ERROR_SHOWN)
-for warning in plan.warnings:
-    pulumi.log.warn(warning)
 metrics = None
 if plan.install:
     try:
@@ -88,6 +110,24 @@ if plan.install:
             k8s_opts,
         )
 
+# `monitoring: auto` asks the cluster (the provider's context) whether the operator's CRDs exist.
+monitoring_mode = resolve_mode(s.monitoring.mode, s.cluster.kube_context)
+if monitoring_mode.note:
+    (pulumi.log.warn if monitoring_mode.warn else pulumi.log.info)(monitoring_mode.note)
+
+
+def quota_for(namespace: pulumi.Output[str]) -> list[pulumi.Resource]:
+    """The namespace's ResourceQuota and LimitRange, in place before any app pod."""
+    if not s.quota.enabled:
+        return []
+    quota = NamespaceQuota(
+        "quota",
+        NamespaceQuotaArgs(settings=s, need=quota_need, namespace=namespace, instance=s.stack),
+        k8s_opts,
+    )
+    return [quota]
+
+
 app = ArticleApp(
     "app",
     ArticleAppArgs(
@@ -98,9 +138,26 @@ app = ArticleApp(
         image_ref=image.image_ref,
         pull_policy=s.image.pull_policy,
         instance=s.stack,
+        pod_annotations=scrape_annotations(monitoring_mode.mode),
+        before_pods=quota_for,
     ),
     k8s_opts,
 )
+
+if monitoring_mode.mode != "off":
+    Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            settings=s.monitoring,
+            mode=monitoring_mode.mode,
+            namespace=app.namespace_name,
+            namespace_name=s.cluster.namespace,
+            instance=s.stack,
+            app_selector=app.selector_labels,
+            network_policy=s.app.network_policy,
+        ),
+        k8s_opts,
+    )
 
 verification = None
 if s.verify.enabled:
@@ -165,3 +222,5 @@ pulumi.export("appReplicas", s.app.replicas)
 pulumi.export("loadTest", load_test)
 pulumi.export("loadDistribution", load_distribution)
 pulumi.export("metricsServer", plan.output(metrics_api))
+pulumi.export("monitoring", monitoring_mode.mode)
+pulumi.export("namespaceQuota", quota_hard(quota_need) if s.quota.enabled else {})

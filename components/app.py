@@ -7,8 +7,8 @@ settings the walkthrough never had (probes, limits, drain, Pod Security, policie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -37,6 +37,8 @@ PATCH_FORCE = "pulumi.com/patchForce"
 # app's own drain after SIGTERM at most 20 (it would refuse to start above that).
 APP_MAX_DRAIN_SECONDS = 20
 APP_GRACE_BUDGET_SECONDS = 25
+# RollingUpdate: never below the serving count, one extra pod at a time (the quota counts it).
+ROLLOUT_MAX_SURGE = 1
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class ArticleAppArgs:
     image_ref: pulumi.Input[str]
     pull_policy: str
     instance: str  # app.kubernetes.io/instance, normally the stack name
+    # Annotations on the pod template (the Prometheus scrape annotations, components/monitoring).
+    pod_annotations: Mapping[str, str] = field(default_factory=dict)
+    # Called with the namespace's name once it is declared; the pods wait for what it returns
+    # (the namespace's ResourceQuota and LimitRange, components/quota).
+    before_pods: Callable[[pulumi.Output[str]], Sequence[pulumi.Resource]] | None = None
 
 
 def hpa_manages_replicas(args: ArticleAppArgs) -> bool:
@@ -135,6 +142,7 @@ class ArticleApp(pulumi.ComponentResource):
         ns = self.namespace_name
 
         self.network_policies = self._network_policies(name, args, ns, object_labels)
+        gates = list(args.before_pods(ns)) if args.before_pods is not None else []
 
         deployment_annotations: dict[str, str] = {}
         if not self.autoscaled:
@@ -159,7 +167,9 @@ class ArticleApp(pulumi.ComponentResource):
                 delete_before_replace=True,
                 # The policies first: with a default-deny in place, pods must never start
                 # before the rule that lets traffic reach them exists.
-                depends_on=list(self.network_policies),
+                # The namespace's quota and limits too, so a grown quota is in place before
+                # the rollout that needs it.
+                depends_on=[*self.network_policies, *gates],
                 # Replicas and the HPA: the first `up` creates the Deployment with
                 # settings.replicas, so the verification sees every pod at once (omitting the
                 # field would start at 1 until the HPA reacts). From then on the HPA owns the
@@ -310,10 +320,13 @@ class ArticleApp(pulumi.ComponentResource):
             "strategy": {
                 "type": "RollingUpdate",
                 # Never below the serving count during a rollout; one extra pod at a time.
-                "rolling_update": {"max_unavailable": 0, "max_surge": 1},
+                "rolling_update": {"max_unavailable": 0, "max_surge": ROLLOUT_MAX_SURGE},
             },
             "template": {
-                "metadata": {"labels": self.pod_labels},
+                "metadata": {
+                    "labels": self.pod_labels,
+                    **({"annotations": dict(args.pod_annotations)} if args.pod_annotations else {}),
+                },
                 "spec": {
                     "automount_service_account_token": False,
                     "enable_service_links": False,

@@ -8,6 +8,8 @@ Runs the real program (__main__.py) under Pulumi mocks with the stack's real con
   build/summary.yaml                               what is not a Kubernetes object: the image
                                                    build, Helm charts with their values, the
                                                    verification commands, the provider, outputs
+  build/dashboards/<uid>.json                      the Grafana dashboard the stack ships (its
+                                                   ConfigMap's content), ready to import
 
 The summary sits outside build/manifests/ so manifest scanners only see Kubernetes objects.
 metrics-server's chart objects are among the manifests: rendered from the verified archive
@@ -37,6 +39,7 @@ import yaml
 
 from components import chart_cache, helm_template, metrics_plan, offline
 from components.metrics_api import ABSENT, CLUSTER_ADDON, MetricsApiState
+from components.monitoring import DASHBOARD_LABEL
 
 K8S_PREFIX = "kubernetes:"
 V3_CHART = "kubernetes:helm.sh/v3:Chart"
@@ -47,8 +50,11 @@ CHART_TYPES = (
 SECRET_MARKERS = ("password", "token", "secret")
 REDACTED = "<secret>"
 last_warnings: list[str] = []  # the program's warnings during the last render()
-# all.yaml in an order `kubectl apply -f` can follow: namespaces and policies first.
-APPLY_ORDER = ("Namespace", "NetworkPolicy", "Service", "Deployment", "PodDisruptionBudget")
+# all.yaml in an order `kubectl apply -f` can follow: namespaces, quota/limits and policies first.
+APPLY_ORDER = (
+    "Namespace", "LimitRange", "ResourceQuota", "NetworkPolicy", "Service", "Deployment",
+    "PodDisruptionBudget",
+)  # fmt: skip
 
 
 class _Dumper(yaml.SafeDumper):
@@ -226,6 +232,24 @@ def render(
     (manifests / "all.yaml").write_text("---\n".join(dump(obj) for obj in objects))
     project = offline.project_name(project_dir)
     (out_dir / "summary.yaml").write_text(dump(summary(run, stack, project)))
+    write_dashboards(objects, out_dir / "dashboards")
+    return written
+
+
+def write_dashboards(objects: list[dict[str, Any]], out: Path) -> list[Path]:
+    """The content of every ConfigMap that carries the Grafana sidecar's dashboard label."""
+    if out.exists():
+        shutil.rmtree(out)
+    written = []
+    for obj in objects:
+        obj_labels = obj["metadata"].get("labels") or {}
+        if obj["kind"] != "ConfigMap" or DASHBOARD_LABEL[0] not in obj_labels:
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        for key, text in (obj.get("data") or {}).items():
+            path = out / key
+            path.write_text(text)
+            written.append(path)
     return written
 
 
@@ -249,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"render: {warning}", file=sys.stderr)
     print(
         f"render: {len(written)} Kubernetes objects for stack '{args.stack}' in "
-        f"{args.out / 'manifests'}; summary in {args.out / 'summary.yaml'}"
+        f"{args.out / 'manifests'}; summary in {args.out / 'summary.yaml'}; Grafana dashboard "
+        f"(when monitoring is on) in {args.out / 'dashboards'}"
     )
     return 0
 

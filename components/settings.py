@@ -25,6 +25,9 @@ SessionAffinity = Literal["None", "ClientIP"]
 PullPolicy = Literal["IfNotPresent", "Never", "Always"]
 LoadMode = Literal["job", "continuous", "off"]
 MetricsServerMode = Literal["auto", "true", "false"]
+# "auto" is resolved by components/operator_probe.py before any resource is registered.
+MonitoringMode = Literal["auto", "podMonitor", "serviceMonitor", "annotations", "off"]
+MONITORING_MODES = ("auto", "podMonitor", "serviceMonitor", "annotations", "off")
 
 
 class ConfigError(pulumi.RunError, ValueError):
@@ -119,6 +122,23 @@ class VerifySettings:
 
 
 @dataclass(frozen=True)
+class MonitoringSettings:
+    mode: MonitoringMode  # may still be "auto": the program asks the cluster (operator_probe)
+    monitor_labels: tuple[tuple[str, str], ...]  # extra labels on the PodMonitor/ServiceMonitor
+    prometheus_namespace: str  # "" = no NetworkPolicy rule for Prometheus
+    dashboard: bool  # ship the Grafana dashboard ConfigMap (when mode is not off)
+    dashboard_namespace: str  # resolved: config value or the stack's namespace
+
+
+@dataclass(frozen=True)
+class QuotaSettings:
+    enabled: bool  # ResourceQuota + LimitRange in the stack's namespace
+    max_cpu: str  # "" = no ceiling; else the most CPU (limits) the namespace may be granted
+    max_memory: str  # "" = no ceiling; same for memory
+    drill_pods: int  # pods a drill may delete at once (make drill LG_KILL)
+
+
+@dataclass(frozen=True)
 class Settings:
     project: str
     stack: str
@@ -129,6 +149,8 @@ class Settings:
     metrics_server: MetricsServerSettings
     load: LoadSettings
     verify: VerifySettings
+    monitoring: MonitoringSettings
+    quota: QuotaSettings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,6 +179,12 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _URL_PATH = re.compile(r"^/[^\s#]*$")
 _VERIFY_MIN_TIMEOUT, _VERIFY_MAX_TIMEOUT = 10, 3600
+# Kubernetes label key (optional DNS prefix + name) and value.
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 # key -> (kind, default). kind: "string" | "integer" | "boolean" | "array"
 CONFIG_SPEC: dict[str, tuple[str, ConfigValue]] = {
@@ -204,6 +232,15 @@ CONFIG_SPEC: dict[str, tuple[str, ConfigValue]] = {
     "verifySignificance": ("string", "0.005"),
     "verifyTimeoutSeconds": ("integer", 300),
     "verifyFailOnImbalance": ("boolean", False),
+    "monitoring": ("string", "auto"),
+    "monitoringLabels": ("array", ()),
+    "prometheusNamespace": ("string", "monitoring"),
+    "grafanaDashboard": ("boolean", True),
+    "grafanaDashboardNamespace": ("string", ""),
+    "quotaEnabled": ("boolean", True),
+    "quotaMaxCpu": ("string", ""),
+    "quotaMaxMemory": ("string", ""),
+    "quotaDrillPods": ("integer", 1),
 }
 # A secret cannot carry a default in Pulumi.yaml, and a declared key without a default is
 # required of every stack, so this one is read here but deliberately not declared there.
@@ -527,6 +564,61 @@ def _verify(r: _Reader, mode: str) -> VerifySettings:
     )
 
 
+def _namespace_or_empty(r: _Reader, name: str, value: str) -> str:
+    if value and (len(value) > 63 or not _DNS_LABEL.match(value)):
+        r.fail(name, value, "must be a namespace name (a DNS-1123 label) or empty")
+    return value
+
+
+def _monitoring(r: _Reader, namespace: str) -> MonitoringSettings:
+    mode = r.string("monitoring", choices=MONITORING_MODES)
+    pairs = []
+    given = r.strings("monitoringLabels")
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+            r.fail(
+                "monitoringLabels",
+                list(given),
+                f"'{item}' is not key=value with a valid label, e.g. release=kube-prometheus-stack",
+            )
+        pairs.append((key, value))
+    prometheus_ns = _namespace_or_empty(
+        r, "prometheusNamespace", r.string("prometheusNamespace").strip()
+    )
+    dashboard_ns = _namespace_or_empty(
+        r, "grafanaDashboardNamespace", r.string("grafanaDashboardNamespace").strip()
+    )
+    return MonitoringSettings(
+        mode=mode,  # type: ignore[arg-type]
+        monitor_labels=tuple(pairs),
+        prometheus_namespace=prometheus_ns,
+        dashboard=r.boolean("grafanaDashboard"),
+        dashboard_namespace=dashboard_ns or namespace,
+    )
+
+
+def _quota(r: _Reader) -> QuotaSettings:
+    ceilings = []
+    for name, parse, example in (
+        ("quotaMaxCpu", _cpu_millis, "8 or 8000m"),
+        ("quotaMaxMemory", _memory_bytes, "8Gi"),
+    ):
+        text = r.string(name).strip()
+        if text:
+            amount = parse(text)
+            if amount is None or amount <= 0:
+                allowed = f"must be empty or a positive Kubernetes quantity, e.g. {example}"
+                r.fail(name, text, allowed)
+        ceilings.append(text)
+    return QuotaSettings(
+        enabled=r.boolean("quotaEnabled"),
+        max_cpu=ceilings[0],
+        max_memory=ceilings[1],
+        drill_pods=r.integer("quotaDrillPods", 0, 50),
+    )
+
+
 def _reject_unknown_keys(r: _Reader, present: Iterable[str], project: str) -> None:
     known = set(CONFIG_SPEC) | set(SECRET_KEYS)
     for full in sorted(present):
@@ -573,6 +665,8 @@ def load_settings(
     metrics_server = _metrics_server(r)
     load = _load(r)
     verify = _verify(r, load.mode)
+    monitoring = _monitoring(r, cluster.namespace)
+    quota = _quota(r)
     return Settings(
         project=project,
         stack=stack,
@@ -583,4 +677,6 @@ def load_settings(
         metrics_server=metrics_server,
         load=load,
         verify=verify,
+        monitoring=monitoring,
+        quota=quota,
     )

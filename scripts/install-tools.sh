@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests drive on loopback: HAProxy (the load balancer in the
-# distribution tests), wrk (the benchmark's load generator) and fortio (pinned, from the
-# Go module proxy, into .tools/bin). Idempotent; run by `make tools` and so by `make test`.
+# distribution tests), wrk (the benchmark's load generator), Prometheus (tests/monitoring scrapes
+# real app processes with it) and fortio (pinned, from the Go module proxy, into .tools/bin).
+# Idempotent; run by `make tools` and so by `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ mkdir -p "$TOOLS_BIN"
 need_apt=()
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)  # the PR-comment script's filter, tested for real
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -22,7 +24,21 @@ if ((${#need_apt[@]})); then
   fi
   echo "install-tools: apt-get install ${need_apt[*]}"
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  with_recommends=("${need_apt[@]/prometheus/}")
+  if [ -n "${with_recommends[*]// /}" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${with_recommends[*]} >/dev/null
+  fi
+  # The tests start their own Prometheus on a free loopback port with their own config and data
+  # directory; the package's service (where an init system started it) would only hold :9090.
+  if [[ " ${need_apt[*]} " == *" prometheus "* ]]; then
+    # No recommends: they would add node-exporter, which the tests do not use.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+      systemctl disable --now prometheus >/dev/null 2>&1 || true
+    elif command -v service >/dev/null 2>&1 && service prometheus status >/dev/null 2>&1; then
+      service prometheus stop >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 
 if [ ! -x "$TOOLS_BIN/fortio" ] || ! "$TOOLS_BIN/fortio" version 2>/dev/null | grep -q "${FORTIO_VERSION#v}"; then

@@ -61,6 +61,9 @@ def test_one_file_per_object_plus_all_yaml(rendered):
             "PodDisruptionBudget",
             "HorizontalPodAutoscaler",
             "Job",
+            "ConfigMap",  # the Grafana dashboard (components/monitoring.py)
+            "ResourceQuota",
+            "LimitRange",
         ]
         + ["NetworkPolicy"] * (kinds.count("NetworkPolicy"))
     )
@@ -215,8 +218,10 @@ def test_without_the_chart_render_says_so_in_one_line_and_renders_the_rest(tmp_p
         f"{tmp_path / 'no-helm'}: run 'make tools' (needs Go); metrics-server's objects are left "
         "out of this render\n"
     )
-    assert "9 Kubernetes objects for stack 'dev'" in result.stdout
+    manifests = [p for p in (tmp_path / "manifests").iterdir() if p.name != "all.yaml"]
+    assert f"{len(manifests)} Kubernetes objects for stack 'dev'" in result.stdout
     assert (tmp_path / "manifests" / "deployment-selfheal-lb-dev-articles.yaml").exists()
+    assert not [p for p in manifests if "metrics-server" in p.name]
 
 
 def test_render_for_a_cluster_with_an_addon_has_no_metrics_server(tmp_path):

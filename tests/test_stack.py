@@ -33,6 +33,8 @@ OUTPUTS = {
     "loadTest",
     "loadDistribution",
     "metricsServer",
+    "monitoring",  # components/monitoring.py: what `auto` resolved to
+    "namespaceQuota",  # components/quota.py
 }
 
 
