@@ -12,7 +12,7 @@ export PULUMI_CONFIG_PASSPHRASE ?= selfheal-lb-dev
 # The verification command and pulumi itself run with the project's virtualenv first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help venv tools lint test render up preview destroy bench policy-venv scan
+.PHONY: help venv tools lint test render up preview reverify destroy bench policy-venv scan
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,11 @@ policy-venv: policy/venv/.installed ## the policy pack's virtualenv (policy/requ
 
 preview: venv policy-venv ## pulumi preview --diff with the policy pack (policy/) enforced
 	./scripts/stack.sh preview $(STACK) --policy-pack policy
+
+# The baseline snapshot is replaced; the fortio Job carries the baseline's digest and verify reads
+# it on stdin, so both run again with it (components/verification.py).
+reverify: venv policy-venv ## run the load and the verification again without a config change
+	./scripts/stack.sh reverify $(STACK) --policy-pack policy
 
 destroy: venv ## pulumi destroy: remove everything the stack created
 	./scripts/stack.sh destroy $(STACK)

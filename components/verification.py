@@ -53,8 +53,17 @@ class LoadVerificationArgs:
     selector: str  # label selector of the app pods
     expected_pods: int
     kube_context: str = ""
-    # Values whose change must re-run the check (image ref, replicas, load settings, …).
+    # Values whose change must re-run the check (image ref, the app's and the load's
+    # settings, …). The component adds its own inputs (verify settings, namespace, selector,
+    # context) so that the check never re-runs alone against an old baseline.
     triggers: Sequence[pulumi.Input[Any]] = ()
+
+    def own_inputs(self) -> str:
+        """Everything of this component that shapes the snapshot or the verify command."""
+        return repr(
+            (self.verify, self.load, self.namespace, self.selector, self.expected_pods,
+             self.kube_context)
+        )  # fmt: skip
 
 
 def _cmd(*words: str) -> str:
@@ -130,8 +139,19 @@ def load_test_summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_stamp(values: Sequence[Any]) -> str:
-    return hashlib.sha256(json.dumps(list(values), default=str).encode()).hexdigest()[:16]
+def run_stamp(snapshot_stdout: str | None) -> str:
+    """The load generator's re-run stamp: a digest of the baseline document.
+
+    Every run of `loadgen snapshot` prints a new document (it carries a fresh `run_id`), so
+    whatever re-runs the snapshot (a changed input, `pulumi up --replace` of its URN) changes
+    the stamp, which replaces the fortio Job, which re-runs verify (its stdin and triggers are
+    the same document). One data path, so no list of config keys can fall out of step."""
+    return hashlib.sha256((snapshot_stdout or "").encode()).hexdigest()[:16]
+
+
+def snapshot_urn(stack: str, project: str, name: str = "verification") -> str:
+    """The URN of the snapshot command: what `scripts/stack.sh reverify` replaces."""
+    return f"urn:pulumi:{stack}::{project}::{TYPE}$command:local:Command::{name}-snapshot"
 
 
 class LoadVerification(pulumi.ComponentResource):
@@ -152,13 +172,13 @@ class LoadVerification(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self.verify = None
-        self.run_stamp = pulumi.Output.all(*args.triggers).apply(run_stamp)
         self.snapshot = local.Command(
             f"{name}-snapshot",
             create=snapshot_command(args),
-            triggers=list(args.triggers),
+            triggers=[*args.triggers, args.own_inputs()],
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.run_stamp = self.snapshot.stdout.apply(run_stamp)
 
     def after_load(self, job: pulumi.Resource, job_name: pulumi.Input[str]) -> LoadVerification:
         """Register the check that runs once `job` (the fortio Job) has completed."""
@@ -168,7 +188,8 @@ class LoadVerification(pulumi.ComponentResource):
                 lambda n: verify_command(self._args, n)
             ),
             stdin=self.snapshot.stdout,
-            triggers=list(self._args.triggers),
+            # Replaced whenever the baseline is new (not only updated on a stdin diff).
+            triggers=[self.run_stamp],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[job]),
         )
         self.report = self.verify.stdout.apply(parse_report)

@@ -11,7 +11,6 @@ import pytest
 from stack_fixtures import dev_config
 
 from components import offline
-from components.loadgen import RUN_ANNOTATION
 from components.settings import CONFIG_SPEC
 
 OUR_TYPES = "selfheal-lb:"
@@ -137,18 +136,6 @@ def test_verification_brackets_the_load(dev_run):
         assert "--namespace selfheal-lb-dev" in command.inputs["create"]
         words = command.inputs["create"].split()
         assert set(words[words.index("--selector") + 1].split(",")) == set(selector.split(","))
-
-
-def test_a_new_image_reruns_baseline_load_and_check(dev_run):
-    other = offline.run_program(dev_config(imageRef="ghcr.io/me/articles:v2"), stack="dev")
-    for name in ("verification-snapshot", "verification-verify"):
-        assert other.named(name).inputs["triggers"] != dev_run.named(name).inputs["triggers"]
-    stamp = RUN_ANNOTATION
-
-    def job_stamp(run):
-        return run.one(JOB).inputs["spec"]["template"]["metadata"]["annotations"][stamp]
-
-    assert job_stamp(other) != job_stamp(dev_run)
 
 
 def test_every_resource_belongs_to_a_component_and_uses_the_explicit_provider(dev_run):
