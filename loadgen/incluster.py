@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,11 @@ class Counters:
     served: dict[str, float] = field(default_factory=dict)
     uids: dict[str, str] = field(default_factory=dict)
     ready: dict[str, bool] = field(default_factory=dict)
+    # Running pods whose /metrics could not be read (403 from the pod proxy, a CNI that
+    # does not admit the API server, a broken exporter): they may have served traffic.
     unreadable: dict[str, str] = field(default_factory=dict)
+    # Pods that are not running (Pending, Succeeded, Failed): they served nothing now.
+    not_running: dict[str, str] = field(default_factory=dict)
 
 
 def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters:
@@ -34,7 +39,7 @@ def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters
     for pod in client.list_pods(namespace, selector):
         name = kube.pod_name(pod)
         if kube.phase(pod) != "Running":
-            out.unreadable[name] = f"pod is {kube.phase(pod)}"
+            out.not_running[name] = f"pod is {kube.phase(pod)}"
             continue
         out.uids[name] = str((pod.get("metadata") or {}).get("uid", ""))
         out.ready[name] = kube.is_ready(pod)
@@ -48,8 +53,10 @@ def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters
 
 def snapshot(client: KubeClient, namespace: str, selector: str) -> dict[str, Any]:
     c = read_counters(client, namespace, selector)
-    if not c.served and not c.unreadable:
+    if not c.served and not c.unreadable and not c.not_running:
         raise KubeError(f"no pods match {selector!r} in namespace {namespace!r}")
+    if not c.served and not c.unreadable:
+        raise KubeError(f"no pod matching {selector!r} in {namespace!r} is running")
     if not c.served:
         first = next(iter(c.unreadable.items()))
         raise KubeError(f"no pod's /metrics could be read ({first[0]}: {first[1]})")
@@ -57,6 +64,9 @@ def snapshot(client: KubeClient, namespace: str, selector: str) -> dict[str, Any
         "kind": SNAPSHOT_KIND,
         "version": 1,
         "taken_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        # New on every run even when no counter moved: the stack stamps its fortio Job with a
+        # digest of this document, so a snapshot that ran again always brings a new load.
+        "run_id": uuid.uuid4().hex,
         "namespace": namespace,
         "selector": selector,
         "pods": {
@@ -68,6 +78,7 @@ def snapshot(client: KubeClient, namespace: str, selector: str) -> dict[str, Any
             for name in sorted(c.served)
         },
         "unreadable": c.unreadable,
+        "not_running": c.not_running,
     }
 
 
@@ -88,13 +99,34 @@ def load_baseline(source: str) -> dict[str, Any]:
     return doc
 
 
+def unknown_counts(baseline: dict | None, after: Counters) -> list[str]:
+    """Running pods whose requests since the baseline cannot be known, each with the reason.
+
+    Any of them makes the verdict `unverifiable`: a pod whose counter cannot be read may
+    have served its full share, so calling it "no traffic" (imbalanced) would be a guess."""
+    problems = [
+        f"{name}: counters not readable ({why})" for name, why in sorted(after.unreadable.items())
+    ]
+    before_unreadable = (baseline or {}).get("unreadable") or {}
+    before_pods = (baseline or {}).get("pods") or {}
+    for name in sorted(after.served):
+        if name in before_unreadable and name not in before_pods:
+            problems.append(
+                f"{name}: counters not readable at the baseline ({before_unreadable[name]})"
+            )
+    return problems
+
+
 def deltas(baseline: dict | None, after: Counters) -> tuple[dict[str, float], list[str]]:
     """Requests served since the baseline, per pod, with notes on what could not be known."""
     notes: list[str] = []
     before = (baseline or {}).get("pods") or {}
+    before_unreadable = (baseline or {}).get("unreadable") or {}
     out: dict[str, float] = {}
     for name, value in after.served.items():
         prev = before.get(name)
+        if prev is None and name in before_unreadable:
+            continue  # unknown_counts() makes this unverifiable
         if prev is None:
             if baseline is not None and value == 0:
                 # Joined after the baseline (e.g. scaled up after the load) and served
@@ -115,8 +147,8 @@ def deltas(baseline: dict | None, after: Counters) -> tuple[dict[str, float], li
     gone = sorted(set(before) - set(after.served) - set(after.unreadable))
     if gone:
         notes.append(f"pods gone since the baseline, their requests are unknown: {', '.join(gone)}")
-    for name, why in sorted(after.unreadable.items()):
-        notes.append(f"{name}: counters not readable ({why})")
+    for name, why in sorted(after.not_running.items()):
+        notes.append(f"{name}: not counted ({why})")
     if baseline is None:
         notes.append("no --baseline: counters count from the pods' start")
     return out, notes
@@ -197,7 +229,7 @@ def verify_in_cluster(
     after = read_counters(client, namespace, selector)
     if not after.served and not after.unreadable:
         return report.unverifiable(
-            mode, f"no pods match {selector!r} in {namespace!r}", resources=resources
+            mode, f"no running pods match {selector!r} in {namespace!r}", resources=resources
         )
     served, delta_notes = deltas(baseline, after)
     notes.extend(delta_notes)
@@ -205,6 +237,15 @@ def verify_in_cluster(
     total = fortio_summary["total"] if fortio_summary else int(sum(served.values()))
     errors = fortio_summary["errors"] if fortio_summary else None
     extra.update(total=total, errors=errors)
+    unknown = unknown_counts(baseline, after)
+    if unknown:
+        return report.unverifiable(
+            mode,
+            "cannot tell whether the load reached every pod: " + "; ".join(unknown),
+            **extra,
+            notes=notes,
+            unreadable_pods=[u.split(":")[0] for u in unknown],
+        )
     if fortio_summary:
         extra["latency_ms"] = fortio_summary["latency_ms"]
         if total and errors / total > max_error_rate:
