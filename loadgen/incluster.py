@@ -228,8 +228,9 @@ def verify_in_cluster(
 
     after = read_counters(client, namespace, selector)
     if not after.served and not after.unreadable:
+        what = "no running pods match" if after.not_running else "no pods match"
         return report.unverifiable(
-            mode, f"no running pods match {selector!r} in {namespace!r}", resources=resources
+            mode, f"{what} {selector!r} in {namespace!r}", resources=resources
         )
     served, delta_notes = deltas(baseline, after)
     notes.extend(delta_notes)
