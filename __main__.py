@@ -85,6 +85,7 @@ if s.verify.enabled:
             selector=app.selector,
             expected_pods=s.app.replicas,
             kube_context=s.cluster.kube_context,
+            session_affinity=s.app.session_affinity,
             triggers=triggers,
         ),
         # The baseline is read once the app's pods are ready (and metrics-server serves).

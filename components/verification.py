@@ -53,6 +53,8 @@ class LoadVerificationArgs:
     selector: str  # label selector of the app pods
     expected_pods: int
     kube_context: str = ""
+    # The Service's sessionAffinity: ClientIP switches verify to the sticky-sessions check.
+    session_affinity: str = "None"
     # Values whose change must re-run the check (image ref, the app's and the load's
     # settings, …). The component adds its own inputs (verify settings, namespace, selector,
     # context) so that the check never re-runs alone against an old baseline.
@@ -62,7 +64,7 @@ class LoadVerificationArgs:
         """Everything of this component that shapes the snapshot or the verify command."""
         return repr(
             (self.verify, self.load, self.namespace, self.selector, self.expected_pods,
-             self.kube_context)
+             self.kube_context, self.session_affinity)
         )  # fmt: skip
 
 
@@ -101,6 +103,8 @@ def verify_command(args: LoadVerificationArgs, job_name: str) -> str:
         "--timeout",
         str(args.verify.timeout_seconds),
     ]
+    if args.session_affinity != "None":
+        words += ["--session-affinity", args.session_affinity]
     if args.kube_context:
         words += ["--context", args.kube_context]
     words.append("--json")

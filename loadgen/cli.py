@@ -116,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
         "when fortio's own socket count is not available",
     )
     v.add_argument(
+        "--session-affinity",
+        choices=("None", "ClientIP"),
+        default="None",
+        help="the Service's sessionAffinity: ClientIP checks what sticky sessions promise "
+        "(each client served by one pod, clients spread as far as their number allows) "
+        "instead of a uniform split; in-cluster with --loadgen-selector",
+    )
+    v.add_argument(
         "--window",
         type=float,
         default=0.0,
@@ -190,6 +198,7 @@ def _run_verify(args: argparse.Namespace) -> dict:
                 expected_pods=args.expect_pods,
                 alpha=args.alpha,
                 max_error_rate=args.max_error_rate,
+                session_affinity=args.session_affinity,
             )
         except kube.KubeError as exc:
             return report.unverifiable("in-cluster", str(exc))
@@ -256,7 +265,14 @@ def _finish_verify(args: argparse.Namespace, rep: dict) -> int:
     else:
         print(report.render_table(rep))
     code = int(rep["exit_code"])
-    label = {0: "balanced", 1: "imbalanced", 2: "could not verify"}[code]
+    label = {
+        "sticky": "sticky",
+        "not-sticky": "not sticky",
+        "balanced": "balanced",
+        "imbalanced": "imbalanced",
+    }.get(str(rep.get("verdict")), {0: "balanced", 1: "imbalanced", 2: "could not verify"}[code])
+    if code == 2:
+        label = "could not verify"
     print(f"loadgen verify: {label}: {rep['reason']}", file=sys.stderr)
     if args.report_only and code == 1:
         return 0

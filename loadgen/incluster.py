@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import fortio, kube, prom, report
+from loadgen.affinity import decide_sticky
 from loadgen.kube import KubeClient, KubeError
 from loadgen.resources import Sampler
-from loadgen.verdict import decide
+from loadgen.verdict import Verdict, decide
 
 SNAPSHOT_KIND = "loadgen-snapshot"
 APP_PORT = "8080"
@@ -191,6 +192,7 @@ def verify_in_cluster(
     expected_pods: int | None,
     alpha: float,
     max_error_rate: float,
+    session_affinity: str = "None",
 ) -> dict[str, Any]:
     mode = "in-cluster"
     sampler = Sampler(client, namespace, selector)
@@ -205,6 +207,7 @@ def verify_in_cluster(
             time.sleep(max(0.0, min(2.0, end - time.monotonic())))
         when = f"sampled during the {window:g}s observation window"
     fortio_summary: dict | None = None
+    clients: list[tuple[str, float]] = []
     if loadgen_selector:
         lg_pods, during = _wait_for_loadgen(client, namespace, loadgen_selector, sampler, reserve)
         when = (
@@ -217,6 +220,8 @@ def verify_in_cluster(
             name = kube.pod_name(pod)
             try:
                 results.append(fortio.extract_result(client.pod_log(namespace, name)))
+                # Each load-generator pod is one client IP (what ClientIP affinity keys on).
+                clients.append((name, float(fortio.summarize(results[-1])["total"])))
             except (KubeError, fortio.FortioParseError) as exc:
                 notes.append(f"load-generator pod {name}: no fortio result ({exc})")
             if kube.phase(pod) == "Failed":
@@ -269,6 +274,19 @@ def verify_in_cluster(
         return report.unverifiable(
             mode, f"no pod's counters could be read ({first[0]}: {first[1]})", **extra, notes=notes
         )
+    if session_affinity == "ClientIP":
+        if not clients:
+            return report.unverifiable(
+                mode,
+                "sessionAffinity ClientIP needs each client's total: pass --loadgen-selector "
+                "(fortio's results per load-generator pod)",
+                **extra,
+                notes=notes,
+            )
+        verdict = decide_sticky(
+            served, clients, alpha=alpha, expected_pods=expected_pods, errors=errors or 0
+        )
+        return _in_cluster_report(verdict, after, resources, extra, notes, baseline)
     if keepalive is None:
         if fortio_summary is None:
             return report.unverifiable(
@@ -280,12 +298,20 @@ def verify_in_cluster(
         keepalive = fortio_summary["keepalive"]
     units = None
     if keepalive:
-        if fortio_summary and fortio_summary["connections"] > 0:
-            units = fortio_summary["connections"]
+        if fortio_summary and fortio_summary["units"] > 0:
+            # min(sockets, threads) per run: see README "Units" (reconnects add sockets that
+            # carry few requests; counting them as full units understates the variance).
+            units = fortio_summary["units"]
+            if fortio_summary["connections"] != units:
+                notes.append(
+                    f"fortio used {fortio_summary['connections']} sockets on "
+                    f"{fortio_summary['threads']} threads: testing {units} units, "
+                    "min(sockets, threads) per load-generator pod"
+                )
             if connections and connections != units:
                 notes.append(
-                    f"fortio used {units} sockets (--connections said {connections}): "
-                    "testing with fortio's count"
+                    f"testing {units} units from fortio's result (--connections said "
+                    f"{connections})"
                 )
         elif connections:
             units = connections
@@ -300,12 +326,23 @@ def verify_in_cluster(
     verdict = decide(
         served, keepalive=keepalive, alpha=alpha, expected_pods=expected_pods, connections=units
     )
+    return _in_cluster_report(verdict, after, resources, extra, notes, baseline)
+
+
+def _in_cluster_report(
+    verdict: Verdict,
+    after: Counters,
+    resources: dict[str, Any],
+    extra: dict[str, Any],
+    notes: list[str],
+    baseline: dict | None,
+) -> dict[str, Any]:
     pods = report.pod_rows(verdict, resources.get("pods") or {})
     for row in pods:
         row["ready"] = after.ready.get(row["name"])
     return {
         "version": report.REPORT_VERSION,
-        "mode": mode,
+        "mode": "in-cluster",
         "verdict": verdict.outcome,
         "reason": verdict.reason,
         "exit_code": verdict.exit_code,

@@ -17,8 +17,15 @@ from typing import Literal
 
 from loadgen import stats
 
-Outcome = Literal["balanced", "imbalanced", "unverifiable"]
-EXIT_CODES: dict[str, int] = {"balanced": 0, "imbalanced": 1, "unverifiable": 2}
+# sticky / not-sticky: the verdicts of the sticky-sessions check (loadgen/affinity.py).
+Outcome = Literal["balanced", "imbalanced", "unverifiable", "sticky", "not-sticky"]
+EXIT_CODES: dict[str, int] = {
+    "balanced": 0,
+    "sticky": 0,
+    "imbalanced": 1,
+    "not-sticky": 1,
+    "unverifiable": 2,
+}
 DEFAULT_ALPHA = 0.005
 # Skew the report states the test's power against: one pod getting twice the others' share.
 REFERENCE_SKEW = (2.0, 1.0, 1.0)
@@ -93,6 +100,7 @@ def decide(
     expected_pods: int | None = None,
     connection_counts: Mapping[str, int] | None = None,
     connections: float | None = None,
+    unit_name: str | None = None,
 ) -> Verdict:
     """Decide from per-pod served request counts.
 
@@ -118,7 +126,7 @@ def decide(
     k = len(pods)
     total_requests = sum(req.values())
 
-    unit = "connection" if keepalive else "request"
+    unit = unit_name or ("connection" if keepalive else "request")
     exact_ok = False
     if not keepalive:
         units = dict(req)
@@ -209,8 +217,9 @@ def decide(
             f"random assignment: p={p_value:.3g} < alpha={rule_alpha:g}",
             **base,
         )
+    served_by = f"all {k} pods" if not empty else f"{k - len(empty)} of {k} pods"
     reason = (
-        f"all {k} pods served traffic and the split of {units_total:.0f} {unit}s is "
+        f"{served_by} served traffic and the split of {units_total:.0f} {unit}s is "
         f"consistent with uniform assignment: p={p_value:.3g} >= alpha={rule_alpha:g}"
     )
     if power is not None and power < 0.9:
