@@ -46,6 +46,10 @@ JOB_START_ALLOWANCE_SECONDS = 180
 JOB_BACKOFF_LIMIT = 2
 KUBE_DNS_NAMESPACE = "kube-system"
 RUN_ANNOTATION = "selfheal-lb/verification-run"  # carries LoadGeneratorArgs.run_stamp
+# pulumi-kubernetes' annotation to not await an object: the verified Job is not awaited, so
+# that verify runs *during* the load and samples the pods' CPU/memory under it; verify itself
+# waits for the fortio pods to finish (and reports a failed one).
+SKIP_AWAIT = "pulumi.com/skipAwait"
 
 
 @dataclass(frozen=True)
@@ -258,13 +262,16 @@ class LoadGenerator(pulumi.ComponentResource):
         # Failed, e.g. DeadlineExceeded/BackoffLimitExceeded); its default 10 min timeout is
         # raised past the deadline so Kubernetes' own verdict is the one reported.
         timeout = f"{deadline + 60}s"
+        metadata: dict[str, Any] = {
+            "name": labels.LOADGEN_NAME,
+            "namespace": args.namespace,
+            "labels": object_labels,
+        }
+        if args.run_stamp is not None:
+            metadata["annotations"] = {SKIP_AWAIT: "true"}
         return k8s.batch.v1.Job(
             f"{name}-job",
-            metadata={
-                "name": labels.LOADGEN_NAME,
-                "namespace": args.namespace,
-                "labels": object_labels,
-            },
+            metadata=metadata,
             spec={
                 "parallelism": load.pods,
                 "completions": load.pods,

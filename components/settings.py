@@ -193,7 +193,7 @@ CONFIG_SPEC: dict[str, tuple[str, ConfigValue]] = {
     "loadgenPods": ("integer", 3),
     "loadgenConnections": ("integer", 100),
     "loadgenRequests": ("integer", 1000),
-    "loadgenQps": ("integer", 0),
+    "loadgenQps": ("integer", 20),
     "loadgenPath": ("string", "/article1"),
     "loadgenKeepalive": ("boolean", True),
     "loadgenTimeoutSeconds": ("integer", 5),

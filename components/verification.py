@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,8 +77,16 @@ def snapshot_command(args: LoadVerificationArgs) -> str:
     words = ["snapshot", "--namespace", args.namespace, "--selector", args.selector]
     if args.kube_context:
         words += ["--context", args.kube_context]
+    # Wait (within the timeout) for the pods the stack expects: with the HPA on, Pulumi does
+    # not wait for pods added by an appReplicas change.
+    words += ["--expect-ready", str(args.expected_pods)]
     words += ["--timeout", str(args.verify.timeout_seconds)]
     return _cmd(*words)
+
+
+def planned_load_seconds(load: LoadSettings) -> int:
+    """How long one fortio pod's run is paced to last (0 = as fast as it can)."""
+    return math.ceil(load.requests / load.qps) if load.qps > 0 else 0
 
 
 def verify_command(args: LoadVerificationArgs, job_name: str) -> str:
@@ -101,7 +110,8 @@ def verify_command(args: LoadVerificationArgs, job_name: str) -> str:
         "--alpha",
         format(args.verify.significance, "g"),
         "--timeout",
-        str(args.verify.timeout_seconds),
+        # verify starts when the Job is created and samples CPU/memory while it runs.
+        str(args.verify.timeout_seconds + planned_load_seconds(load)),
     ]
     if args.session_affinity != "None":
         words += ["--session-affinity", args.session_affinity]

@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("snapshot", help="print every app pod's served-request counter (JSON)")
     _kube_args(s)
     s.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT)
+    s.add_argument(
+        "--expect-ready",
+        type=int,
+        default=0,
+        help="first wait (within --timeout) until this many pods are Ready; exit 2 naming "
+        "the pods that are not, if they never are",
+    )
 
     t = sub.add_parser("top", help="per-pod CPU and memory from the metrics API")
     _kube_args(t)
@@ -208,7 +215,7 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     from loadgen import incluster, kube
 
     with kube.client(args.kubeconfig, args.context, args.timeout) as client:
-        doc = incluster.snapshot(client, args.namespace, args.selector)
+        doc = incluster.snapshot(client, args.namespace, args.selector, args.expect_ready)
     print(report.dumps(doc))
     pods = doc["pods"]
     print(

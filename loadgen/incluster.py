@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadgen import fortio, kube, prom, report
+from loadgen import fortio, kube, membership, prom, report
 from loadgen.affinity import decide_sticky
 from loadgen.kube import KubeClient, KubeError
 from loadgen.resources import Sampler
@@ -20,6 +20,7 @@ from loadgen.verdict import Verdict, decide
 
 SNAPSHOT_KIND = "loadgen-snapshot"
 APP_PORT = "8080"
+LOADGEN_APPEAR_SECONDS = 60.0  # how long a just-created Job may take to show its pods
 
 
 @dataclass
@@ -52,8 +53,15 @@ def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters
     return out
 
 
-def snapshot(client: KubeClient, namespace: str, selector: str) -> dict[str, Any]:
+def snapshot(
+    client: KubeClient, namespace: str, selector: str, expect_ready: int = 0
+) -> dict[str, Any]:
+    waited = (
+        membership.wait_ready(client, namespace, selector, expect_ready) if expect_ready else None
+    )
     c = read_counters(client, namespace, selector)
+    sampler = Sampler(client, namespace, selector)
+    sampler.sample()  # the idle baseline beside the usage under load
     if not c.served and not c.unreadable and not c.not_running:
         raise KubeError(f"no pods match {selector!r} in namespace {namespace!r}")
     if not c.served and not c.unreadable:
@@ -80,6 +88,8 @@ def snapshot(client: KubeClient, namespace: str, selector: str) -> dict[str, Any
         },
         "unreadable": c.unreadable,
         "not_running": c.not_running,
+        "ready_wait": waited,
+        "resources_idle": sampler.summary("idle, before the load"),
     }
 
 
@@ -161,9 +171,15 @@ def _wait_for_loadgen(
     """Wait (sampling resource use) until the load-generator pods have finished.
     Returns their pods and whether any sample was taken while they ran."""
     sampled_during = False
+    started = time.monotonic()
     while True:
         pods = client.list_pods(namespace, selector)
         if not pods:
+            # The stack does not wait for the Job (so that verify samples CPU during the
+            # load): its pods may not exist yet for a moment.
+            if time.monotonic() - started < LOADGEN_APPEAR_SECONDS and client.remaining() > reserve:
+                time.sleep(1.0)
+                continue
             raise KubeError(f"no load-generator pods match {selector!r} in {namespace!r}")
         running = [p for p in pods if kube.phase(p) in ("Pending", "Running")]
         if not running:
@@ -310,8 +326,7 @@ def verify_in_cluster(
                 )
             if connections and connections != units:
                 notes.append(
-                    f"testing {units} units from fortio's result (--connections said "
-                    f"{connections})"
+                    f"testing {units} units from fortio's result (--connections said {connections})"
                 )
         elif connections:
             units = connections
@@ -338,8 +353,17 @@ def _in_cluster_report(
     baseline: dict | None,
 ) -> dict[str, Any]:
     pods = report.pod_rows(verdict, resources.get("pods") or {})
+    idle = ((baseline or {}).get("resources_idle") or {}).get("pods") or {}
     for row in pods:
         row["ready"] = after.ready.get(row["name"])
+        row["resources_idle"] = idle.get(row["name"])
+    now = set(after.served) | set(after.unreadable) | set(after.not_running)
+    extra = {**extra, "pods_changed": membership.changes(baseline, now)}
+    changed = extra["pods_changed"]
+    if changed["joined"] or changed["left"]:
+        joined = ", ".join(changed["joined"]) or "none"
+        left = ", ".join(changed["left"]) or "none"
+        notes = [*notes, f"pods changed during the run: joined {joined}; left {left}"]
     return {
         "version": report.REPORT_VERSION,
         "mode": "in-cluster",

@@ -207,3 +207,15 @@ def test_the_reverify_recipe_replaces_the_snapshot_the_program_registers(base, t
     assert proc.returncode == 0, proc.stderr
     up = [line for line in calls.read_text().splitlines() if line.startswith("pulumi up")]
     assert up == [f"pulumi up --stack dev --yes --replace {snapshot_urn('dev', 'selfheal-lb')}"]
+
+
+def test_the_baseline_waits_for_the_pods_and_verify_runs_during_the_load(base):
+    """The snapshot waits for appReplicas Ready pods; the Job is not awaited (so verify samples
+    CPU/memory while fortio runs) and verify's time limit covers the paced load."""
+    snap = base.named("verification-snapshot").inputs["create"].split()
+    assert snap[snap.index("--expect-ready") + 1] == "3"
+    job = base.one(JOB).inputs
+    assert job["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    check = base.named("verification-verify").inputs["create"].split()
+    # 1000 requests at 20 per second per fortio pod: 50 s on top of verifyTimeoutSeconds.
+    assert check[check.index("--timeout") + 1] == str(300 + 50)

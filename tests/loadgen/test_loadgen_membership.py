@@ -1,0 +1,93 @@
+"""The baseline waits for the expected Ready pods (bounded, one line naming the pods that are
+not), pods that come or go are reported, and CPU/memory are sampled while the load generator
+runs, beside the idle baseline. Real `python -m loadgen` against the fake API over HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from fake_kube import FakeKube, Pod
+from lg_procs import run_cli
+
+NS = "selfheal-lb-dev"
+APP_LABELS = {"app.kubernetes.io/name": "articles", "app.kubernetes.io/instance": "dev"}
+SEL = "app.kubernetes.io/name=articles,app.kubernetes.io/instance=dev"
+JOB = "loadgen"
+FORTIO_LOG = (Path(__file__).with_name("fixtures") / "fortio-1.68.2-keepalive.log").read_text()
+
+
+def metrics(pod: str, served: int) -> str:
+    return (
+        "# TYPE articles_http_requests_total counter\n"
+        f'articles_http_requests_total{{method="GET",pod="{pod}",route="/article1",'
+        f'status="200"}} {served}.0\n'
+    )
+
+
+def cli(kubeconfig: str, *args: str, stdin: str | None = None):
+    return run_cli(list(args), stdin=stdin, timeout=90, env={"KUBECONFIG": kubeconfig})
+
+
+def test_snapshot_waits_until_the_expected_pods_are_ready(fake: FakeKube, kubeconfig: str):
+    fake.add_deployment("articles", APP_LABELS, metrics_texts=[metrics("a", 0)] * 2)
+    fake.add_pod(Pod("articles-late", dict(APP_LABELS), metrics_text=metrics("late", 0),
+                     ready_after=2.5))  # fmt: skip
+    started = time.monotonic()
+    proc = cli(kubeconfig, "snapshot", "-n", NS, "-l", SEL, "--expect-ready", "3",
+               "--timeout", "20")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert "articles-late" in doc["pods"] and len(doc["ready_wait"]["ready"]) == 3
+    assert 2.0 <= time.monotonic() - started < 20
+
+
+def test_snapshot_gives_up_in_one_line_naming_the_pod(fake: FakeKube, kubeconfig: str):
+    fake.add_deployment("articles", APP_LABELS, metrics_texts=[metrics("a", 0)] * 2)
+    fake.add_pod(Pod("articles-stuck", dict(APP_LABELS), ready_after=3600))
+    proc = cli(kubeconfig, "snapshot", "-n", NS, "-l", SEL, "--expect-ready", "3",
+               "--timeout", "4")  # fmt: skip
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("loadgen snapshot: error: only 2 of 3 expected pods Ready after")
+    assert "articles-stuck" in line
+
+
+def test_usage_under_load_beside_idle_and_pods_that_came(fake: FakeKube, kubeconfig: str):
+    names = fake.add_deployment("articles", APP_LABELS,
+                                metrics_texts=[metrics("a", 0), metrics("b", 0)])  # fmt: skip
+    for name in names:
+        fake.pods[name].cpu = "2m"
+    base = cli(kubeconfig, "snapshot", "-n", NS, "-l", SEL, "--expect-ready", "2")
+    assert base.returncode == 0, base.stderr
+    assert json.loads(base.stdout)["resources_idle"]["pods"][names[0]]["cpu_mean_m"] == 2.0
+
+    def load_starts() -> None:
+        # The Job's pod appears a moment after verify started (the stack does not await the
+        # Job), runs 3 s, during which the app pods are busy; a third pod joins.
+        time.sleep(1.5)
+        for i, name in enumerate(names):
+            fake.pods[name].cpu = "180m"
+            fake.pods[name].metrics_text = metrics(name, 300 - 2 * i)
+        fake.add_pod(Pod(f"{JOB}-0", {"batch.kubernetes.io/job-name": JOB}, log=FORTIO_LOG,
+                         owner_kind="Job", owner_name=JOB, finish_after=3.0))  # fmt: skip
+        fake.add_pod(Pod("articles-new", dict(APP_LABELS), metrics_text=metrics("n", 0)))
+
+    threading.Thread(target=load_starts, daemon=True).start()
+    proc = cli(kubeconfig, "verify", "--in-cluster", "-n", NS, "-l", SEL, "--loadgen-selector",
+               f"batch.kubernetes.io/job-name={JOB}", "--baseline", "-", "--expect-pods", "2",
+               "--no-keepalive", "--json", "--timeout", "40", stdin=base.stdout)  # fmt: skip
+    rep = json.loads(proc.stdout)
+    assert rep["resources"]["note"].startswith("sampled while the load generator ran"), rep
+    by_name = {p["name"]: p for p in rep["pods"]}
+    for name in names:
+        assert by_name[name]["resources"]["cpu_peak_m"] == 180.0
+        assert by_name[name]["resources_idle"]["cpu_mean_m"] == 2.0
+    assert rep["pods_changed"] == {"joined": ["articles-new"], "left": []}
+    assert any("joined articles-new" in n for n in rep["notes"])
+    table = cli(kubeconfig, "verify", "--in-cluster", "-n", NS, "-l", SEL, "--loadgen-selector",
+                f"batch.kubernetes.io/job-name={JOB}", "--baseline", "-", "--no-keepalive",
+                "--timeout", "20", stdin=base.stdout).stdout  # fmt: skip
+    assert "idle cpu m" in table
