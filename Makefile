@@ -75,10 +75,13 @@ bench: venv tools ## production server vs naive baseline under the same load
 # e.g. `minikube tunnel`).
 LG_SEL ?= app.kubernetes.io/name=articles,app.kubernetes.io/instance=$(STACK)
 LG_KILL ?= 1
-.PHONY: drill top verify-url
+.PHONY: drill top verify-url report-html
 drill: venv ## delete LG_KILL app pods under the stack and time the self-healing
 	$(PY) -m loadgen drill --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --selector "$(LG_SEL)" --kill $(LG_KILL) --timeout 120
 top: venv ## per-pod CPU/memory of the app pods (metrics.k8s.io)
 	$(PY) -m loadgen top --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --selector "$(LG_SEL)"
+report-html: venv ## draw the stack's loadDistribution as build/report.html (shares, band, CPU under load)
+	@mkdir -p build
+	pulumi stack output --stack $(STACK) loadDistribution --json | $(PY) -m loadgen html - --out build/report.html
 verify-url: venv ## send 1000 requests to the Service and judge the split by X-Served-By
 	$(PY) -m loadgen verify --url "http://$$(pulumi stack output --stack $(STACK) externalIp):8080/article1" --expect-pods "$$(pulumi stack output --stack $(STACK) appReplicas)"

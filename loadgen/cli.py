@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-error-rate", type=float, default=0.05)
     v.add_argument("--json", action="store_true", help="print the whole report as JSON")
     v.add_argument(
+        "--html",
+        default="",
+        metavar="FILE",
+        help="also write the report as a page: per-pod shares with the accepted band, "
+        "CPU/memory under load beside idle",
+    )
+    v.add_argument(
         "--report-only",
         action="store_true",
         help="exit 0 on any verdict (balanced or imbalanced); 2 still means could not verify",
@@ -141,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="first wait (within --timeout) until this many pods are Ready; exit 2 naming "
         "the pods that are not, if they never are",
     )
+
+    h = sub.add_parser(
+        "html", help="draw a verify report (JSON, e.g. the stack's output) as a page"
+    )
+    h.add_argument("report", help="the report JSON file, or - for stdin")
+    h.add_argument("--out", required=True, metavar="FILE")
 
     t = sub.add_parser("top", help="per-pod CPU and memory from the metrics API")
     _kube_args(t)
@@ -266,11 +279,36 @@ def _run_drill(args: argparse.Namespace) -> int:
     return int(rep["exit_code"])
 
 
+def _run_html(args: argparse.Namespace) -> int:
+    import json
+
+    from loadgen import html_report
+
+    if args.report == "-":
+        text = sys.stdin.read()
+    else:
+        with open(args.report, encoding="utf-8") as fh:
+            text = fh.read()
+    try:
+        rep = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{args.report} is not a JSON verify report") from exc
+    if not isinstance(rep, dict) or "verdict" not in rep:
+        raise ValueError(f"{args.report} is not a verify report (no verdict)")
+    html_report.write(rep, args.out)
+    print(f"loadgen html: {rep['verdict']}: wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def _finish_verify(args: argparse.Namespace, rep: dict) -> int:
     if args.json:
         print(report.dumps(rep))
     else:
         print(report.render_table(rep))
+    if getattr(args, "html", ""):
+        from loadgen import html_report
+
+        html_report.write(rep, args.html)
     code = int(rep["exit_code"])
     label = {
         "sticky": "sticky",
@@ -296,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_snapshot(args)
         if args.command == "top":
             return _run_top(args)
+        if args.command == "html":
+            return _run_html(args)
         if args.command == "drill":
             return _run_drill(args)
         parser.error(f"unknown command {args.command}")
