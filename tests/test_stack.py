@@ -3,7 +3,6 @@ explicit provider, config mistakes, and how long an evaluation takes."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -179,35 +178,6 @@ def test_preview_leaves_the_verification_outputs_unknown():
     assert run.outputs["loadDistribution"] == offline.UNKNOWN
     assert run.outputs["loadTest"] == offline.UNKNOWN
     assert run.outputs["namespace"] == "selfheal-lb-dev"
-
-
-def test_update_turns_the_verify_report_into_outputs():
-    report = {
-        "verdict": "balanced",
-        "reason": "ok",
-        "fortio": {
-            "qps": 900.0,
-            "errors": 0,
-            "total": 3000,
-            "latency_ms": {"p50": 5, "p90": 9, "p99": 20},
-        },
-    }
-
-    def fake(rec: offline.RecordedResource) -> dict[str, Any]:
-        if rec.type == COMMAND:
-            return {"stdout": json.dumps(report) if rec.name.endswith("verify") else "{}"}
-        return offline.realistic_outputs(rec, preview=False)
-
-    run = offline.run_program(dev_config(), stack="dev", fake_outputs=fake)
-    assert run.outputs["loadDistribution"] == report
-    assert run.outputs["loadTest"] == {
-        "qps": 900.0,
-        "p50_ms": 5,
-        "p90_ms": 9,
-        "p99_ms": 20,
-        "errors": 0,
-        "total": 3000,
-    }
 
 
 @pytest.mark.parametrize(
