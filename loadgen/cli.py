@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="None",
         help="the Service's sessionAffinity: ClientIP checks what sticky sessions promise "
         "(each client served by one pod, clients spread as far as their number allows) "
-        "instead of a uniform split; in-cluster with --loadgen-selector",
+        "instead of a uniform split; in-cluster with --loadgen-selector, or --url (one client)",
     )
     v.add_argument(
         "--window",
@@ -160,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--samples", type=_positive_int, default=1)
     t.add_argument("--interval", type=_positive_float, default=5.0)
     t.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT)
+    t.add_argument(
+        "--baseline",
+        default="",
+        help="`snapshot` JSON taken before the load: its idle CPU/memory per pod shown beside",
+    )
     t.add_argument("--json", action="store_true")
 
     d = sub.add_parser("drill", help="delete pods under traffic and time the recovery")
@@ -197,6 +202,7 @@ def _run_verify(args: argparse.Namespace) -> dict:
             timeout=args.timeout,
             request_timeout=min(args.request_timeout, args.timeout),
             max_error_rate=args.max_error_rate,
+            session_affinity=args.session_affinity,
         )
     if not args.namespace or not args.selector:
         raise ValueError("--in-cluster needs --namespace and --selector")
@@ -245,6 +251,12 @@ def _run_top(args: argparse.Namespace) -> int:
     budget = args.timeout + (args.samples - 1) * args.interval
     with kube.client(args.kubeconfig, args.context, budget) as client:
         rep = top.top(client, args.namespace, args.selector, args.samples, args.interval)
+    if args.baseline:
+        from loadgen import incluster
+
+        idle = (incluster.load_baseline(args.baseline).get("resources_idle") or {}).get("pods")
+        for row in rep["pods"]:
+            row["resources_idle"] = (idle or {}).get(row["name"])
     print(report.dumps(rep) if args.json else top.render(rep))
     if not rep["available"]:
         print(f"loadgen top: {rep['note']}", file=sys.stderr)

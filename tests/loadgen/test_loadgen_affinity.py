@@ -152,3 +152,16 @@ def test_the_issue_split_is_sticky_not_imbalanced() -> None:
     v = decide_sticky({"a": 2000, "b": 1000, "c": 0}, clients, alpha=0.005, expected_pods=3)
     assert (v.outcome, v.exit_code) == ("sticky", 0)
     assert "with probability 0.778" in " ".join(v.notes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("balance", "verdict", "code"),
+                         [("source", "sticky", 0), ("roundrobin", "not-sticky", 1)])  # fmt: skip
+def test_verify_url_as_one_client(apps, balance, verdict, code) -> None:
+    """`verify --url --session-affinity ClientIP`: our own load is one client address."""
+    with haproxy([(a.name, a.port, 1) for a in apps], balance=balance) as url:
+        proc = run_cli(["verify", "--url", url + "/article1", "--requests", "90",
+                        "--concurrency", "3", "--no-keepalive", "--expect-pods", "3",
+                        "--session-affinity", "ClientIP", "--json"])  # fmt: skip
+    rep = json.loads(proc.stdout)
+    assert (proc.returncode, rep["verdict"]) == (code, verdict), rep["reason"]

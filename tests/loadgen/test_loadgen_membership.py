@@ -91,3 +91,24 @@ def test_usage_under_load_beside_idle_and_pods_that_came(fake: FakeKube, kubecon
                 f"batch.kubernetes.io/job-name={JOB}", "--baseline", "-", "--no-keepalive",
                 "--timeout", "20", stdin=base.stdout).stdout  # fmt: skip
     assert "idle cpu m" in table
+
+
+def test_top_shows_usage_now_beside_the_idle_baseline(fake: FakeKube, kubeconfig: str, tmp_path):
+    names = fake.add_deployment("articles", APP_LABELS, metrics_texts=[metrics("a", 0)] * 2)
+    for name in names:
+        fake.pods[name].cpu = "2m"
+    base = cli(kubeconfig, "snapshot", "-n", NS, "-l", SEL)
+    path = tmp_path / "baseline.json"
+    path.write_text(base.stdout)
+    for name in names:
+        fake.pods[name].cpu = "150m"
+    proc = cli(kubeconfig, "top", "-n", NS, "-l", SEL, "--baseline", str(path))
+    assert proc.returncode == 0, proc.stderr
+    header, *rows = proc.stdout.splitlines()
+    assert "idle cpu m" in header
+    for name in names:
+        [row] = [r for r in rows if r.startswith(name)]
+        assert "150.0/150.0" in row and row.split()[-2] == "2.0"
+    as_json = json.loads(cli(kubeconfig, "top", "-n", NS, "-l", SEL, "--baseline", str(path),
+                             "--json").stdout)  # fmt: skip
+    assert {r["resources_idle"]["cpu_mean_m"] for r in as_json["pods"]} == {2.0}
