@@ -2,11 +2,18 @@
 
 Two pulumi-command `local.Command`s run `python -m loadgen` (the code in loadgen/):
 
-1. `snapshot` reads every app pod's request counters before the load. The fortio Job is made
-   to depend on it, so the baseline is taken before the first request.
-2. `verify` runs once the Job has completed (pulumi-kubernetes awaits a Job's Complete
-   condition), reads the counters again plus fortio's JSON from the Job's pods, and prints
-   the report as JSON: it becomes the stack outputs `loadDistribution` and `loadTest`.
+1. `snapshot` waits until `expected_pods` app pods are Ready, then reads every app pod's
+   request counters (and idle CPU/memory) before the load. The fortio Job depends on it, so
+   the baseline is taken before the first request.
+2. `verify` runs once the Job exists (the Job is not awaited: see components/loadgen.py),
+   waits for the fortio pods while sampling CPU/memory, reads the counters again plus fortio's
+   JSON from the Job's pods, and prints the report as JSON: it becomes the stack outputs
+   `loadDistribution` and `loadTest`.
+
+Re-runs are coupled through data: each snapshot prints a new document; the Job's pod template
+carries its digest (`run_stamp`) and verify reads it on stdin and is triggered by the digest.
+So whatever re-runs the snapshot (a changed input, `pulumi up --replace` of `snapshot_urn`)
+replaces the Job and re-runs verify, and no list of config keys can fall out of step.
 
 A Command runs on create and on update only, never during `pulumi preview` (its stdout is
 unknown there, so the outputs are too), and it appears in the preview as a resource. Why not a

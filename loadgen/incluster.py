@@ -33,6 +33,8 @@ class Counters:
     unreadable: dict[str, str] = field(default_factory=dict)
     # Pods that are not running (Pending, Succeeded, Failed): they served nothing now.
     not_running: dict[str, str] = field(default_factory=dict)
+    # Running pods being deleted (scale-down, rollout): out of the Service's endpoints.
+    terminating: set[str] = field(default_factory=set)
 
 
 def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters:
@@ -45,6 +47,8 @@ def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters
             continue
         out.uids[name] = str((pod.get("metadata") or {}).get("uid", ""))
         out.ready[name] = kube.is_ready(pod)
+        if kube.is_terminating(pod):
+            out.terminating.add(name)
         try:
             text = client.pod_proxy(namespace, name, APP_PORT, "/metrics")
             out.served[name] = prom.served_total(text)
@@ -139,12 +143,10 @@ def deltas(baseline: dict | None, after: Counters) -> tuple[dict[str, float], li
         if prev is None and name in before_unreadable:
             continue  # unknown_counts() makes this unverifiable
         if prev is None:
-            if baseline is not None and value == 0:
-                # Joined after the baseline (e.g. scaled up after the load) and served
-                # nothing: not a pod the load could have reached.
-                notes.append(f"{name} is new since the baseline and served nothing: not counted")
-                continue
             if baseline is not None:
+                # Joined after the baseline (the HPA scaled up, a pod was replaced): it could
+                # take load only for part of the run, so it is reported (pods_changed) and
+                # kept out of the test by split_by_membership().
                 notes.append(f"{name} is new since the baseline: counted from zero")
             out[name] = value
         elif prev.get("uid") and after.uids.get(name) and prev["uid"] != after.uids[name]:
@@ -163,6 +165,32 @@ def deltas(baseline: dict | None, after: Counters) -> tuple[dict[str, float], li
     if baseline is None:
         notes.append("no --baseline: counters count from the pods' start")
     return out, notes
+
+
+def split_by_membership(
+    served: dict[str, float], baseline: dict | None, after: Counters
+) -> tuple[dict[str, float], dict[str, float], list[str]]:
+    """(tested, left out, notes): only pods that were in the baseline and still serve are
+    tested. A pod that joined during the run could take connections only for part of it and
+    one leaving stops taking them; either would skew a fair split. Connections assigned while
+    they were there went to one of the tested pods with equal chance, so leaving them out
+    keeps the test valid (the unit count is scaled to the requests kept)."""
+    if baseline is None:
+        return dict(served), {}, []
+    before = baseline.get("pods") or {}
+    tested: dict[str, float] = {}
+    left_out: dict[str, float] = {}
+    notes: list[str] = []
+    for name, value in served.items():
+        if name not in before:
+            left_out[name] = value
+            notes.append(f"{name} joined during the run ({value:.0f} requests): not in the test")
+        elif name in after.terminating:
+            left_out[name] = value
+            notes.append(f"{name} was leaving (terminating, {value:.0f} requests): not in the test")
+        else:
+            tested[name] = value
+    return tested, left_out, notes
 
 
 def _wait_for_loadgen(
@@ -255,6 +283,15 @@ def verify_in_cluster(
         )
     served, delta_notes = deltas(baseline, after)
     notes.extend(delta_notes)
+    all_served = float(sum(served.values()))
+    served, left_out, membership_notes = split_by_membership(served, baseline, after)
+    notes.extend(membership_notes)
+    kept = float(sum(served.values())) / all_served if all_served > 0 else 1.0
+    gone = set((baseline or {}).get("pods") or {}) - set(after.served) - set(after.unreadable)
+    left = len(gone) + sum(1 for n in left_out if n in after.terminating)
+    if expected_pods is not None and left:
+        # Pods that left during the run are reported; the test covers the ones that stayed.
+        expected_pods = max(1, expected_pods - left)
     extra: dict[str, Any] = {"fortio": fortio_summary, "resources": resources}
     total = fortio_summary["total"] if fortio_summary else int(sum(served.values()))
     errors = fortio_summary["errors"] if fortio_summary else None
@@ -279,7 +316,7 @@ def verify_in_cluster(
                 **extra,
                 notes=notes,
             )
-        counted = sum(served.values())
+        counted = all_served
         if total and abs(counted - total) > 0.05 * total:
             notes.append(
                 f"the pods counted {counted:.0f} requests, fortio sent {total}: other traffic "
@@ -338,6 +375,8 @@ def verify_in_cluster(
                 **extra,
                 notes=notes,
             )
+    if units and kept < 1.0:
+        units = max(1, round(units * kept))  # the share of the connections the kept pods took
     verdict = decide(
         served, keepalive=keepalive, alpha=alpha, expected_pods=expected_pods, connections=units
     )

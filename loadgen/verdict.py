@@ -159,13 +159,6 @@ def decide(
     )
     if k == 0 or total_requests <= 0 or units_total <= 0:
         return Verdict("unverifiable", "no request was served by any pod", **base)
-    power = power_against_skew(units_total, k, alpha) if k >= 2 else None
-    base["power_vs_2_1_1"] = power
-    if k >= 2 and power is not None and power < 0.9:
-        notes.append(
-            f"only {units_total:.0f} {unit}s: a 2:1 skew would be detected with probability "
-            f"{power:.2f}; use more {unit}s for a sharper test"
-        )
     # Two rules share the one significance. When an empty pod is possible by chance at all
     # (few units over many pods), each gets alpha/2 (Bonferroni), so together they false-alarm
     # at most alpha; otherwise the empty-pod rule cannot fire by chance and the split test
@@ -176,6 +169,13 @@ def decide(
         notes.append(
             f"with {units_total:.0f} {unit}s over {k} pods a pod could get nothing by chance: "
             f"the empty-pod rule and the split test each use alpha/2={rule_alpha:g}"
+        )
+    power = power_against_skew(units_total, k, rule_alpha) if k >= 2 else None
+    base["power_vs_2_1_1"] = power
+    if k >= 2 and power is not None and power < 0.9:
+        notes.append(
+            f"only {units_total:.0f} {unit}s: a 2:1 skew would be detected with probability "
+            f"{power:.2f}; use more {unit}s for a sharper test"
         )
     empty = [p for p in pods if req[p] <= 0]
     if empty and k >= 2:

@@ -112,3 +112,32 @@ def test_top_shows_usage_now_beside_the_idle_baseline(fake: FakeKube, kubeconfig
     as_json = json.loads(cli(kubeconfig, "top", "-n", NS, "-l", SEL, "--baseline", str(path),
                              "--json").stdout)  # fmt: skip
     assert {r["resources_idle"]["cpu_mean_m"] for r in as_json["pods"]} == {2.0}
+
+
+def test_pods_that_join_or_leave_during_the_run_are_reported_not_tested(
+    fake: FakeKube, kubeconfig: str
+):
+    """A replica change mid-run (HPA scale-up, scale-down): the pod that joined took only part
+    of the load, the one leaving got nothing after it left the endpoints; neither may turn a
+    fair split of the pods that served throughout into `imbalanced`."""
+    names = fake.add_deployment("articles", APP_LABELS, metrics_texts=[metrics("a", 0)] * 3)
+    leaving = Pod("articles-old", dict(APP_LABELS), metrics_text=metrics("old", 0))
+    fake.add_pod(leaving)
+    base = cli(kubeconfig, "snapshot", "-n", NS, "-l", SEL, "--expect-ready", "4")
+    assert base.returncode == 0, base.stderr
+    leaving.deleted_at = time.monotonic()  # scale-down: terminating, out of the endpoints
+    for name, served in zip(names, (330, 340, 310), strict=True):
+        fake.pods[name].metrics_text = metrics(name, served)
+    fake.add_pod(Pod("articles-hpa", dict(APP_LABELS), metrics_text=metrics("hpa", 20)))
+    proc = cli(kubeconfig, "verify", "--in-cluster", "-n", NS, "-l", SEL, "--baseline", "-",
+               "--keepalive", "--connections", "100", "--expect-pods", "4", "--json",
+               "--timeout", "20", stdin=base.stdout)  # fmt: skip
+    rep = json.loads(proc.stdout)
+    assert (proc.returncode, rep["verdict"]) == (0, "balanced"), rep["reason"]
+    assert sorted(p["name"] for p in rep["pods"]) == sorted(names)
+    assert rep["pods_changed"]["joined"] == ["articles-hpa"]
+    notes = " ".join(rep["notes"])
+    assert "articles-hpa joined during the run (20 requests): not in the test" in notes
+    assert "articles-old was leaving" in notes
+    # 100 connections over 1000 requests, 980 of them on the tested pods: 98 units.
+    assert rep["distribution"]["units_total"] == 98
