@@ -207,8 +207,9 @@ def _run_verify(args: argparse.Namespace) -> dict:
     if not args.namespace or not args.selector:
         raise ValueError("--in-cluster needs --namespace and --selector")
     from loadgen import incluster, kube
+    from loadgen.baseline import load_baseline
 
-    baseline = incluster.load_baseline(args.baseline) if args.baseline else None
+    baseline = load_baseline(args.baseline) if args.baseline else None
     # The observation window comes on top of the API budget.
     with kube.client(args.kubeconfig, args.context, args.timeout + args.window) as client:
         try:
@@ -252,9 +253,9 @@ def _run_top(args: argparse.Namespace) -> int:
     with kube.client(args.kubeconfig, args.context, budget) as client:
         rep = top.top(client, args.namespace, args.selector, args.samples, args.interval)
     if args.baseline:
-        from loadgen import incluster
+        from loadgen.baseline import load_baseline
 
-        idle = (incluster.load_baseline(args.baseline).get("resources_idle") or {}).get("pods")
+        idle = (load_baseline(args.baseline).get("resources_idle") or {}).get("pods")
         for row in rep["pods"]:
             row["resources_idle"] = (idle or {}).get(row["name"])
     print(report.dumps(rep) if args.json else top.render(rep))
