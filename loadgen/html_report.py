@@ -142,7 +142,8 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 <th>{_e(dist.get("unit", "unit"))}s</th></tr>
 {_share_rows(rep, band)}
 </table>
-<p>test: {_e(dist.get("method"))}; p={_e(dist.get("p_value"))}; alpha={_e(dist.get("alpha"))};
+<p>test: {_e(dist.get("method"))}; p={_num(dist.get("p_value"), ".3g")};
+alpha={_e(dist.get("alpha"))};
 {_e(dist.get("units_total"))} {_e(dist.get("unit"))}s over {_e(dist.get("expected_pods"))} pods;
 power against a 2:1:1 skew {_e(dist.get("power_vs_2_1_1"))}</p>
 <h2>CPU and memory per pod</h2>
