@@ -51,6 +51,7 @@ PYTHON = (
     'PY=python3; if [ -x venv/bin/python ]; then PY=venv/bin/python; fi; exec "$PY"'
 )
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+IDLE_WAIT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ def snapshot_command(args: LoadVerificationArgs) -> str:
     # Wait (within the timeout) for the pods the stack expects: with the HPA on, Pulumi does
     # not wait for pods added by an appReplicas change.
     words += ["--expect-ready", str(args.expected_pods)]
+    # Just after a rollout metrics-server has no figure for the new pods yet: give it time
+    # for one scrape, so the report's idle column is a reading and not a blank.
+    words += ["--idle-wait", str(IDLE_WAIT_SECONDS)]
     words += ["--timeout", str(args.verify.timeout_seconds)]
     return _cmd(*words)
 

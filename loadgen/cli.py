@@ -148,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="first wait (within --timeout) until this many pods are Ready; exit 2 naming "
         "the pods that are not, if they never are",
     )
+    s.add_argument(
+        "--idle-wait",
+        type=float,
+        default=0.0,
+        help="wait up to this many seconds for metrics-server's first figure of each pod "
+        "(the idle baseline; new pods have none for 15-30 s)",
+    )
 
     h = sub.add_parser(
         "html", help="draw a verify report (JSON, e.g. the stack's output) as a page"
@@ -235,7 +242,9 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     from loadgen import incluster, kube
 
     with kube.client(args.kubeconfig, args.context, args.timeout) as client:
-        doc = incluster.snapshot(client, args.namespace, args.selector, args.expect_ready)
+        doc = incluster.snapshot(
+            client, args.namespace, args.selector, args.expect_ready, args.idle_wait
+        )
     print(report.dumps(doc))
     pods = doc["pods"]
     print(

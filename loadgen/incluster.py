@@ -18,11 +18,12 @@ from loadgen.baseline import (
     unknown_counts,
 )
 from loadgen.kube import KubeClient, KubeError
-from loadgen.resources import Sampler
+from loadgen.resources import PodUsage, Sampler
 from loadgen.verdict import Verdict, decide
 
 APP_PORT = "8080"
 LOADGEN_APPEAR_SECONDS = 60.0  # how long a just-created Job may take to show its pods
+IDLE_POLL_SECONDS = 3.0
 
 
 def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters:
@@ -46,7 +47,11 @@ def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters
 
 
 def snapshot(
-    client: KubeClient, namespace: str, selector: str, expect_ready: int = 0
+    client: KubeClient,
+    namespace: str,
+    selector: str,
+    expect_ready: int = 0,
+    idle_wait: float = 0.0,
 ) -> dict[str, Any]:
     waited = (
         membership.wait_ready(client, namespace, selector, expect_ready) if expect_ready else None
@@ -54,6 +59,14 @@ def snapshot(
     c = read_counters(client, namespace, selector)
     sampler = Sampler(client, namespace, selector)
     sampler.sample()  # the idle baseline beside the usage under load
+    # metrics-server has no figure for a pod until it has scraped it once (15-30 s after the
+    # pod starts, i.e. just after a rollout): wait for one, within idle_wait and the budget.
+    end = time.monotonic() + max(0.0, min(idle_wait, client.remaining() - 2.0))
+    while sampler.available and time.monotonic() < end:
+        if all((sampler.pods.get(name) or PodUsage()).cpu_m for name in c.served):
+            break
+        time.sleep(max(0.0, min(IDLE_POLL_SECONDS, end - time.monotonic())))
+        sampler.sample()
     if not c.served and not c.unreadable and not c.not_running:
         raise KubeError(f"no pods match {selector!r} in namespace {namespace!r}")
     if not c.served and not c.unreadable:
@@ -131,7 +144,10 @@ def verify_in_cluster(
     session_affinity: str = "None",
 ) -> dict[str, Any]:
     mode = "in-cluster"
-    sampler = Sampler(client, namespace, selector)
+    # Usage under the load: only readings metrics-server takes from now on (the load starts
+    # about when verify does); earlier ones are the idle baseline's business.
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sampler = Sampler(client, namespace, selector, since=started)
     notes: list[str] = []
     reserve = max(5.0, 0.2 * client.total_timeout)
     when = "current usage; no load was observed running"

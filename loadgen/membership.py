@@ -15,6 +15,7 @@ from loadgen import kube
 from loadgen.kube import KubeClient, KubeError
 
 POLL_SECONDS = 1.0
+FINISHED_PHASES = ("Succeeded", "Failed")
 
 
 def _why_not_ready(pod: dict) -> str:
@@ -30,16 +31,22 @@ def _why_not_ready(pod: dict) -> str:
 def wait_ready(
     client: KubeClient, namespace: str, selector: str, expected: int, reserve: float = 2.0
 ) -> dict[str, Any]:
-    """Poll until at least `expected` pods are Ready (not terminating), within the client's
-    time budget less `reserve`. Returns what was seen; raises KubeError with one line naming
-    the pods that are not Ready on timeout."""
+    """Poll until at least `expected` pods are Ready and none is starting or terminating,
+    within the client's time budget less `reserve`. Returns what was seen; raises KubeError
+    with one line naming the pods that are not Ready on timeout."""
     started = time.monotonic()
     polls = 0
     while True:
         pods = client.list_pods(namespace, selector)
         polls += 1
         ready = sorted(kube.pod_name(p) for p in pods if kube.is_ready(p))
-        if len(ready) >= expected:
+        # Settled: enough Ready pods and none starting or leaving (a rollout in progress has
+        # both, and its pods would join or leave during the load). Finished pods (evicted,
+        # Failed) never become Ready and are ignored.
+        unsettled = [
+            p for p in pods if not kube.is_ready(p) and kube.phase(p) not in FINISHED_PHASES
+        ]
+        if len(ready) >= expected and not unsettled:
             return {
                 "expected": expected,
                 "ready": ready,
@@ -47,9 +54,13 @@ def wait_ready(
             }
         left = client.remaining() - reserve
         if left <= 0:
-            waiting = [
-                f"{kube.pod_name(p)} ({_why_not_ready(p)})" for p in pods if not kube.is_ready(p)
-            ]
+            waiting = [f"{kube.pod_name(p)} ({_why_not_ready(p)})" for p in unsettled]
+            if len(ready) >= expected:
+                raise KubeError(
+                    f"{len(ready)} pods Ready but others still starting or leaving after "
+                    f"{time.monotonic() - started:.0f}s (a rollout in progress?): "
+                    + ", ".join(waiting)
+                )
             raise KubeError(
                 f"only {len(ready)} of {expected} expected pods Ready after "
                 f"{time.monotonic() - started:.0f}s"

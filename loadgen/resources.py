@@ -35,10 +35,16 @@ class PodUsage:
 class Sampler:
     """Polls pod metrics; remembers whether the API exists and why not."""
 
-    def __init__(self, client: KubeClient, namespace: str, selector: str) -> None:
+    def __init__(
+        self, client: KubeClient, namespace: str, selector: str, since: str = ""
+    ) -> None:
         self.client = client
         self.namespace = namespace
         self.selector = selector
+        # ISO time (UTC, "...Z"): readings metrics-server took before it are skipped (e.g. a
+        # pod's start-up reading, still served when the load begins).
+        self.since = since
+        self.skipped_before = 0
         self.pods: dict[str, PodUsage] = {}
         self.available: bool | None = None
         self.problem = ""
@@ -76,6 +82,9 @@ class Sampler:
             meta = item.get("metadata") or {}
             name = meta.get("name", "")
             stamp = str(item.get("timestamp") or now)
+            if self.since and item.get("timestamp") and stamp < self.since:
+                self.skipped_before += 1  # same fixed ISO format: string order is time order
+                continue
             usage = self.pods.setdefault(name, PodUsage())
             if stamp in usage.seen:
                 continue
@@ -98,7 +107,10 @@ class Sampler:
         note = f"{when}; {self.polls} poll{'s' if self.polls != 1 else ''}"
         if self.first is not None and self.last is not None and self.last > self.first:
             note += f" over {self.last - self.first:.0f}s"
-        note += " (metrics-server refreshes every 15-60s; duplicates dropped)"
+        note += " (metrics-server refreshes every 15-60s; duplicates dropped"
+        if self.since:
+            note += f"; readings older than {self.since} left out"
+        note += ")"
         if self.problem:
             note += f"; last problem: {self.problem}"
         return {

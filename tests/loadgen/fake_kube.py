@@ -47,6 +47,8 @@ class Pod:
     uid: str = field(default_factory=lambda: f"uid-{next(_counter)}")
     cpu: str = "25m"
     memory: str = "48Mi"
+    metrics_stamp: str | None = None  # the metrics API's timestamp for this pod (default: now)
+    metrics_after: float = 0.0  # metrics-server lists the pod only this long after creation
     slot: int = 0  # which backend of its Deployment this pod stands for
     replaced: bool = False  # the fake ReplicaSet already made its successor
 
@@ -370,14 +372,16 @@ class FakeKube:
                 items = [
                     {
                         "metadata": {"name": p.name, "namespace": ns},
-                        "timestamp": _now_iso(),
+                        "timestamp": p.metrics_stamp or _now_iso(),
                         "window": "15s",
                         "containers": [
                             {"name": "app", "usage": {"cpu": p.cpu, "memory": p.memory}}
                         ],
                     }
                     for p in self.pods.values()
-                    if p.phase() == "Running" and matches(p.labels, query.get("labelSelector", ""))
+                    if p.phase() == "Running"
+                    and p.age() >= p.metrics_after
+                    and matches(p.labels, query.get("labelSelector", ""))
                 ]
             self._send(h, 200, {"kind": "PodMetricsList", "items": items})
             return

@@ -141,3 +141,45 @@ def test_pods_that_join_or_leave_during_the_run_are_reported_not_tested(
     assert "articles-old was leaving" in notes
     # 100 connections over 1000 requests, 980 of them on the tested pods: 98 units.
     assert rep["distribution"]["units_total"] == 98
+
+
+def test_snapshot_waits_for_a_rollout_to_settle(fake: FakeKube, kubeconfig: str):
+    """3 Ready pods are not enough while an old one is still terminating (a rollout)."""
+    fake.add_deployment("articles", APP_LABELS, metrics_texts=[metrics("a", 0)] * 3)
+    old = Pod("articles-old", dict(APP_LABELS), metrics_text=metrics("old", 0))
+    old.deleted_at = time.monotonic()
+    fake.add_pod(old)
+    stuck = cli(kubeconfig, "snapshot", "-n", NS, "-l", SEL, "--expect-ready", "3",
+                "--timeout", "4")  # fmt: skip
+    assert stuck.returncode == 2
+    assert "others still starting or leaving" in stuck.stderr and "articles-old" in stuck.stderr
+
+    def gone() -> None:
+        time.sleep(2.0)
+        with fake.lock:
+            del fake.pods["articles-old"]
+
+    threading.Thread(target=gone, daemon=True).start()
+    proc = cli(kubeconfig, "snapshot", "-n", NS, "-l", SEL, "--expect-ready", "3",
+               "--timeout", "20")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "articles-old" not in json.loads(proc.stdout)["pods"]
+
+
+def test_idle_wait_and_readings_from_before_the_load(fake: FakeKube, kubeconfig: str):
+    """The snapshot waits for metrics-server's first figure of a new pod; verify leaves out
+    readings older than its start (a start-up reading is not usage under the load)."""
+    names = fake.add_deployment("articles", APP_LABELS, metrics_texts=[metrics("a", 0)] * 2)
+    fake.pods[names[1]].metrics_after = 3.0  # not scraped yet, as just after a rollout
+    base = cli(kubeconfig, "snapshot", "-n", NS, "-l", SEL, "--idle-wait", "15")
+    assert base.returncode == 0, base.stderr
+    assert set(json.loads(base.stdout)["resources_idle"]["pods"]) == set(names)
+    fake.pods[names[0]].metrics_stamp = "2020-01-01T00:00:00Z"  # an old reading
+    for name in names:
+        fake.pods[name].metrics_text = metrics(name, 100)
+    proc = cli(kubeconfig, "verify", "--in-cluster", "-n", NS, "-l", SEL, "--baseline", "-",
+               "--no-keepalive", "--json", "--timeout", "10", stdin=base.stdout)  # fmt: skip
+    rep = json.loads(proc.stdout)
+    rows = {p["name"]: p for p in rep["pods"]}
+    assert rows[names[0]]["resources"] is None and rows[names[1]]["resources"]["samples"] >= 1
+    assert "left out" in rep["resources"]["note"]
