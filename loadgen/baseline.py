@@ -25,6 +25,8 @@ class Counters:
     not_running: dict[str, str] = field(default_factory=dict)
     # Running pods being deleted (scale-down, rollout): out of the Service's endpoints.
     terminating: set[str] = field(default_factory=set)
+    # When each pod last became Ready (the Ready condition's lastTransitionTime, ISO UTC).
+    ready_since: dict[str, str] = field(default_factory=dict)
 
 
 def load_baseline(source: str) -> dict[str, Any]:

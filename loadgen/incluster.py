@@ -38,6 +38,9 @@ def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters
         out.ready[name] = kube.is_ready(pod)
         if kube.is_terminating(pod):
             out.terminating.add(name)
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "Ready" and cond.get("lastTransitionTime"):
+                out.ready_since[name] = str(cond["lastTransitionTime"])
         try:
             text = client.pod_proxy(namespace, name, APP_PORT, "/metrics")
             out.served[name] = prom.served_total(text)
@@ -58,6 +61,8 @@ def snapshot(
     )
     c = read_counters(client, namespace, selector)
     sampler = Sampler(client, namespace, selector)
+    if idle_wait > 0:
+        sampler.window_after = dict(c.ready_since)  # idle = after start-up, not during it
     sampler.sample()  # the idle baseline beside the usage under load
     # metrics-server has no figure for a pod until it has scraped it once (15-30 s after the
     # pod starts, i.e. just after a rollout): wait for one, within idle_wait and the budget.

@@ -60,6 +60,11 @@ class Pod:
             return "Succeeded"
         return "Running" if self.age() >= self.ready_after else "Pending"
 
+    def ready_at(self) -> str:
+        """Wall-clock time the pod became (or becomes) Ready, as the API shows it."""
+        wall = time.time() - (time.monotonic() - self.created) + self.ready_after
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
+
     def ready(self) -> bool:
         return self.deleted_at is None and self.phase() == "Running" and self.finish_after is None
 
@@ -80,7 +85,12 @@ class Pod:
         ready = "True" if self.ready() or (self.deleted_at and phase == "Running") else "False"
         return {
             "metadata": meta,
-            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready}]},
+            "status": {
+                "phase": phase,
+                "conditions": [
+                    {"type": "Ready", "status": ready, "lastTransitionTime": self.ready_at()}
+                ],
+            },
         }
 
 
