@@ -130,6 +130,7 @@ body {{ font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }}
 .verdict {{ font-size: 22px; font-weight: 600; color: {colour}; }}
 table {{ border-collapse: collapse; margin: 12px 0; }}
 td, th {{ padding: 2px 8px; text-align: left; }}
+td.name {{ white-space: nowrap; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 </style></head><body>
 <h1>Load distribution</h1>
