@@ -75,11 +75,8 @@ def deltas(baseline: dict | None, after: Counters) -> tuple[dict[str, float], li
         if prev is None and name in before_unreadable:
             continue  # unknown_counts() makes this unverifiable
         if prev is None:
-            if baseline is not None:
-                # Joined after the baseline (the HPA scaled up, a pod was replaced): it could
-                # take load only for part of the run, so it is reported (pods_changed) and
-                # kept out of the test by split_by_membership().
-                notes.append(f"{name} is new since the baseline: counted from zero")
+            # Joined after the baseline (the HPA scaled up, a pod was replaced): counted from
+            # zero, reported and kept out of the test by split_by_membership().
             out[name] = value
         elif prev.get("uid") and after.uids.get(name) and prev["uid"] != after.uids[name]:
             notes.append(f"{name} was replaced since the baseline: counted from zero")

@@ -7,6 +7,8 @@ stack's image, a 3-pod fortio Job `-c 100 -n 1000 -qps 20`), fed through the sta
 - real-cluster-verify-sticky.json: the same with sessionAffinity ClientIP (2000/1000/0)
 - real-cluster-verify-rbac.json: with a ServiceAccount whose Role allows pods/proxy on two
   of the three pods (the third answers 403)
+- real-cluster-verify-scaleup.json: the Deployment scaled from 3 to 4 pods 15 s into the load
+  (recorded before a duplicate "new since the baseline" note was dropped)
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def through_the_stack(snapshot: str, verify: str) -> offline.ProgramRun:
     return offline.run_program(offline.stack_config("dev"), stack="dev", fake_outputs=outputs)
 
 
-@pytest.mark.parametrize("case", ["verify-none", "verify-sticky", "verify-rbac"])
+@pytest.mark.parametrize(
+    "case", ["verify-none", "verify-sticky", "verify-rbac", "verify-scaleup"]
+)
 def test_recorded_reports_become_the_stack_outputs(case: str) -> None:
     report = recorded(case)
     run = through_the_stack(json.dumps(recorded("snapshot")), json.dumps(report))
@@ -61,3 +65,11 @@ def test_what_the_real_cluster_showed() -> None:
     assert (rbac["verdict"], rbac["exit_code"]) == ("unverifiable", 2)
     assert len(rbac["unreadable_pods"]) == 1 and rbac["unreadable_pods"][0] in rbac["reason"]
     assert "403" in rbac["reason"]
+
+
+def test_a_pod_that_joined_during_the_load_was_reported_and_left_out() -> None:
+    report = recorded("verify-scaleup")
+    assert (report["verdict"], report["exit_code"]) == ("balanced", 0)
+    [joined] = report["pods_changed"]["joined"]
+    assert joined not in {p["name"] for p in report["pods"]}
+    assert any(f"{joined} joined during the run" in n for n in report["notes"])
