@@ -12,7 +12,7 @@ export PULUMI_CONFIG_PASSPHRASE ?= selfheal-lb-dev
 # The verification command and pulumi itself run with the project's virtualenv first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help venv tools lint test render up preview destroy bench policy-venv scan cluster cluster-down e2e
+.PHONY: help venv tools lint test render up preview reverify destroy bench policy-venv scan cluster cluster-down e2e
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,10 @@ preview: venv policy-venv ## pulumi preview --diff with the policy pack (policy/
 .PHONY: preview-diff
 preview-diff: venv policy-venv ## deploy BASE=<git ref> to a throwaway stack, preview this checkout against it
 	./scripts/preview-diff.sh "$(BASE)" $(STACK) --policy-pack policy
+# The baseline snapshot is replaced; the fortio Job carries the baseline's digest and verify reads
+# it on stdin, so both run again with it (components/verification.py).
+reverify: venv policy-venv ## run the load and the verification again without a config change
+	./scripts/stack.sh reverify $(STACK) --policy-pack policy
 
 destroy: venv ## pulumi destroy: remove everything the stack created
 	./scripts/stack.sh destroy $(STACK)
@@ -77,11 +81,14 @@ bench: venv tools ## production server vs naive baseline under the same load
 # e.g. `minikube tunnel`).
 LG_SEL ?= app.kubernetes.io/name=articles,app.kubernetes.io/instance=$(STACK)
 LG_KILL ?= 1
-.PHONY: drill top verify-url
+.PHONY: drill top verify-url report-html
 drill: venv ## delete LG_KILL app pods under the stack and time the self-healing
 	$(PY) -m loadgen drill --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --selector "$(LG_SEL)" --kill $(LG_KILL) --timeout 120
 top: venv ## per-pod CPU/memory of the app pods (metrics.k8s.io)
 	$(PY) -m loadgen top --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --selector "$(LG_SEL)"
+report-html: venv ## draw the stack's loadDistribution as build/report.html (shares, band, CPU under load)
+	@mkdir -p build
+	pulumi stack output --stack $(STACK) loadDistribution --json | $(PY) -m loadgen html - --out build/report.html
 verify-url: venv ## send 1000 requests to the Service and judge the split by X-Served-By
 	$(PY) -m loadgen verify --url "http://$$(pulumi stack output --stack $(STACK) externalIp):8080/article1" --expect-pods "$$(pulumi stack output --stack $(STACK) appReplicas)"
 

@@ -161,8 +161,9 @@ if monitoring_mode.mode != "off":
 
 verification = None
 if s.verify.enabled:
-    # Re-run the check, and with it the load, when the app or the load changes.
-    triggers = [image.image_ref, s.app.replicas, repr(s.load)]
+    # Any config change, or a new image, re-runs the baseline, and with it the load and the
+    # check: a report must describe the stack as it now is (tests/test_reverification.py).
+    triggers = [image.image_ref, repr(s)]
     verification = LoadVerification(
         "verification",
         LoadVerificationArgs(
@@ -172,6 +173,7 @@ if s.verify.enabled:
             selector=app.selector,
             expected_pods=s.app.replicas,
             kube_context=s.cluster.kube_context,
+            session_affinity=s.app.session_affinity,
             triggers=triggers,
         ),
         # The baseline is read once the app's pods are ready (and metrics-server serves).

@@ -6,7 +6,8 @@ a command that exits after 1000 calls so the Deployment restarted it forever (th
 the walkthrough observed was that crash loop). Here:
 
 - mode `job`: a Job of `pods` parallel pods that each run the load once and complete, with
-  fortio's JSON result in their logs for the verification;
+  fortio's JSON result in their logs for the verification; the Job's pod template carries the
+  verification's run stamp (the baseline's digest), so each new baseline brings a new load;
 - mode `continuous`: a Deployment (with a PDB) whose fortio runs until stopped (`-t 0`) at a
   bounded qps, ready while it reaches the app;
 - mode `off`: nothing.
@@ -50,6 +51,10 @@ WAIT_FOR_TARGET_SECONDS = 30
 JOB_BACKOFF_LIMIT = 2
 KUBE_DNS_NAMESPACE = "kube-system"
 RUN_ANNOTATION = "selfheal-lb/verification-run"  # carries LoadGeneratorArgs.run_stamp
+# pulumi-kubernetes' annotation to not await an object: the verified Job is not awaited, so
+# that verify runs *during* the load and samples the pods' CPU/memory under it; verify itself
+# waits for the fortio pods to finish (and reports a failed one).
+SKIP_AWAIT = "pulumi.com/skipAwait"
 
 
 @dataclass(frozen=True)
@@ -286,17 +291,22 @@ class LoadGenerator(pulumi.ComponentResource):
     ) -> k8s.batch.v1.Job:
         load = args.load
         deadline = job_deadline_seconds(load)
-        # pulumi-kubernetes v4 awaits a Job until its Complete condition (fails at once on
-        # Failed, e.g. DeadlineExceeded/BackoffLimitExceeded); its default 10 min timeout is
-        # raised past the deadline so Kubernetes' own verdict is the one reported.
+        # Without verification pulumi-kubernetes v4 awaits the Job until its Complete condition
+        # (fails at once on Failed, e.g. DeadlineExceeded/BackoffLimitExceeded); its default
+        # 10 min timeout is raised past the deadline so Kubernetes' own verdict is the one
+        # reported. With verification the Job is not awaited (SKIP_AWAIT): verify waits for
+        # the fortio pods itself, sampling CPU/memory while they run, and reports a failure.
         timeout = f"{deadline + 60}s"
+        metadata: dict[str, Any] = {
+            "name": labels.LOADGEN_NAME,
+            "namespace": args.namespace,
+            "labels": object_labels,
+        }
+        if args.run_stamp is not None:
+            metadata["annotations"] = {SKIP_AWAIT: "true"}
         return k8s.batch.v1.Job(
             f"{name}-job",
-            metadata={
-                "name": labels.LOADGEN_NAME,
-                "namespace": args.namespace,
-                "labels": object_labels,
-            },
+            metadata=metadata,
             spec={
                 "parallelism": load.pods,
                 "completions": load.pods,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Literal, NoReturn
 
 import pulumi
+
+from loadgen.verdict import smallest_verifiable_units
 
 ServiceType = Literal["LoadBalancer", "NodePort", "ClusterIP"]
 SessionAffinity = Literal["None", "ClientIP"]
@@ -223,7 +226,7 @@ CONFIG_SPEC: dict[str, tuple[str, ConfigValue]] = {
     "loadgenPods": ("integer", 3),
     "loadgenConnections": ("integer", 100),
     "loadgenRequests": ("integer", 1000),
-    "loadgenQps": ("integer", 0),
+    "loadgenQps": ("integer", 20),
     "loadgenPath": ("string", "/article1"),
     "loadgenKeepalive": ("boolean", True),
     "loadgenTimeoutSeconds": ("integer", 5),
@@ -619,6 +622,40 @@ def _quota(r: _Reader) -> QuotaSettings:
     )
 
 
+def _check_load_verifies(
+    r: _Reader, app: AppSettings, load: LoadSettings, verify: VerifySettings
+) -> None:
+    """Refuse a load too small to tell a pod that got nothing from bad luck.
+
+    With few balanced units over many pods some pod is left empty by chance (300 connections
+    over 50 pods: 11% of the time), so the verdict could not call a dead pod a failure. With
+    sticky sessions the unit is the client, and the report says what so few clients can show."""
+    if not verify.enabled or load.mode != "job" or app.replicas < 2:
+        return
+    if app.session_affinity == "ClientIP":
+        return
+    need = smallest_verifiable_units(app.replicas, verify.significance)
+    key, per_pod, word = (
+        ("loadgenConnections", load.connections, "keep-alive connections")
+        if load.keepalive
+        else ("loadgenRequests", load.requests, "requests (one connection each)")
+    )
+    units = load.pods * per_pod
+    if units >= need:
+        return
+    suggestion = f"{key} {math.ceil(need / load.pods)}"
+    if load.keepalive and math.ceil(need / load.pods) > load.requests:
+        suggestion += " and loadgenRequests at least that"
+    r.fail(
+        key,
+        per_pod,
+        f"too small to verify appReplicas={app.replicas} at verifySignificance "
+        f"{verify.significance:g}: {load.pods} pods x {per_pod} = {units} {word} leave some "
+        f"pod empty by chance too often; the smallest load that would do is {need} in all, "
+        f"e.g. {suggestion} (or more loadgenPods)",
+    )
+
+
 def _reject_unknown_keys(r: _Reader, present: Iterable[str], project: str) -> None:
     known = set(CONFIG_SPEC) | set(SECRET_KEYS)
     for full in sorted(present):
@@ -667,6 +704,7 @@ def load_settings(
     verify = _verify(r, load.mode)
     monitoring = _monitoring(r, cluster.namespace)
     quota = _quota(r)
+    _check_load_verifies(r, app, load, verify)
     return Settings(
         project=project,
         stack=stack,

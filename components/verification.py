@@ -2,11 +2,18 @@
 
 Two pulumi-command `local.Command`s run `python -m loadgen` (the code in loadgen/):
 
-1. `snapshot` reads every app pod's request counters before the load. The fortio Job is made
-   to depend on it, so the baseline is taken before the first request.
-2. `verify` runs once the Job has completed (pulumi-kubernetes awaits a Job's Complete
-   condition), reads the counters again plus fortio's JSON from the Job's pods, and prints
-   the report as JSON: it becomes the stack outputs `loadDistribution` and `loadTest`.
+1. `snapshot` waits until `expected_pods` app pods are Ready, then reads every app pod's
+   request counters (and idle CPU/memory) before the load. The fortio Job depends on it, so
+   the baseline is taken before the first request.
+2. `verify` runs once the Job exists (the Job is not awaited: see components/loadgen.py),
+   waits for the fortio pods while sampling CPU/memory, reads the counters again plus fortio's
+   JSON from the Job's pods, and prints the report as JSON: it becomes the stack outputs
+   `loadDistribution` and `loadTest`.
+
+Re-runs are coupled through data: each snapshot prints a new document; the Job's pod template
+carries its digest (`run_stamp`) and verify reads it on stdin and is triggered by the digest.
+So whatever re-runs the snapshot (a changed input, `pulumi up --replace` of `snapshot_urn`)
+replaces the Job and re-runs verify, and no list of config keys can fall out of step.
 
 A Command runs on create and on update only, never during `pulumi preview` (its stdout is
 unknown there, so the outputs are too), and it appears in the preview as a resource. Why not a
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +51,7 @@ PYTHON = (
     'PY=python3; if [ -x venv/bin/python ]; then PY=venv/bin/python; fi; exec "$PY"'
 )
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+IDLE_WAIT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -53,8 +62,19 @@ class LoadVerificationArgs:
     selector: str  # label selector of the app pods
     expected_pods: int
     kube_context: str = ""
-    # Values whose change must re-run the check (image ref, replicas, load settings, …).
+    # The Service's sessionAffinity: ClientIP switches verify to the sticky-sessions check.
+    session_affinity: str = "None"
+    # Values whose change must re-run the check (image ref, the app's and the load's
+    # settings, …). The component adds its own inputs (verify settings, namespace, selector,
+    # context) so that the check never re-runs alone against an old baseline.
     triggers: Sequence[pulumi.Input[Any]] = ()
+
+    def own_inputs(self) -> str:
+        """Everything of this component that shapes the snapshot or the verify command."""
+        return repr(
+            (self.verify, self.load, self.namespace, self.selector, self.expected_pods,
+             self.kube_context, self.session_affinity)
+        )  # fmt: skip
 
 
 def _cmd(*words: str) -> str:
@@ -65,8 +85,19 @@ def snapshot_command(args: LoadVerificationArgs) -> str:
     words = ["snapshot", "--namespace", args.namespace, "--selector", args.selector]
     if args.kube_context:
         words += ["--context", args.kube_context]
+    # Wait (within the timeout) for the pods the stack expects: with the HPA on, Pulumi does
+    # not wait for pods added by an appReplicas change.
+    words += ["--expect-ready", str(args.expected_pods)]
+    # Just after a rollout metrics-server has no figure for the new pods yet: give it time
+    # for one scrape, so the report's idle column is a reading and not a blank.
+    words += ["--idle-wait", str(IDLE_WAIT_SECONDS)]
     words += ["--timeout", str(args.verify.timeout_seconds)]
     return _cmd(*words)
+
+
+def planned_load_seconds(load: LoadSettings) -> int:
+    """How long one fortio pod's run is paced to last (0 = as fast as it can)."""
+    return math.ceil(load.requests / load.qps) if load.qps > 0 else 0
 
 
 def verify_command(args: LoadVerificationArgs, job_name: str) -> str:
@@ -90,8 +121,11 @@ def verify_command(args: LoadVerificationArgs, job_name: str) -> str:
         "--alpha",
         format(args.verify.significance, "g"),
         "--timeout",
-        str(args.verify.timeout_seconds),
+        # verify starts when the Job is created and samples CPU/memory while it runs.
+        str(args.verify.timeout_seconds + planned_load_seconds(load)),
     ]
+    if args.session_affinity != "None":
+        words += ["--session-affinity", args.session_affinity]
     if args.kube_context:
         words += ["--context", args.kube_context]
     words.append("--json")
@@ -130,8 +164,19 @@ def load_test_summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_stamp(values: Sequence[Any]) -> str:
-    return hashlib.sha256(json.dumps(list(values), default=str).encode()).hexdigest()[:16]
+def run_stamp(snapshot_stdout: str | None) -> str:
+    """The load generator's re-run stamp: a digest of the baseline document.
+
+    Every run of `loadgen snapshot` prints a new document (it carries a fresh `run_id`), so
+    whatever re-runs the snapshot (a changed input, `pulumi up --replace` of its URN) changes
+    the stamp, which replaces the fortio Job, which re-runs verify (its stdin and triggers are
+    the same document). One data path, so no list of config keys can fall out of step."""
+    return hashlib.sha256((snapshot_stdout or "").encode()).hexdigest()[:16]
+
+
+def snapshot_urn(stack: str, project: str, name: str = "verification") -> str:
+    """The URN of the snapshot command: what `scripts/stack.sh reverify` replaces."""
+    return f"urn:pulumi:{stack}::{project}::{TYPE}$command:local:Command::{name}-snapshot"
 
 
 class LoadVerification(pulumi.ComponentResource):
@@ -152,13 +197,13 @@ class LoadVerification(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self.verify = None
-        self.run_stamp = pulumi.Output.all(*args.triggers).apply(run_stamp)
         self.snapshot = local.Command(
             f"{name}-snapshot",
             create=snapshot_command(args),
-            triggers=list(args.triggers),
+            triggers=[*args.triggers, args.own_inputs()],
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.run_stamp = self.snapshot.stdout.apply(run_stamp)
 
     def after_load(self, job: pulumi.Resource, job_name: pulumi.Input[str]) -> LoadVerification:
         """Register the check that runs once `job` (the fortio Job) has completed."""
@@ -168,7 +213,8 @@ class LoadVerification(pulumi.ComponentResource):
                 lambda n: verify_command(self._args, n)
             ),
             stdin=self.snapshot.stdout,
-            triggers=list(self._args.triggers),
+            # Replaced whenever the baseline is new (not only updated on a stdin diff).
+            triggers=[self.run_stamp],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[job]),
         )
         self.report = self.verify.stdout.apply(parse_report)

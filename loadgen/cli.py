@@ -1,5 +1,6 @@
-"""`python -m loadgen`: verify, snapshot, top, drill. Exit codes: 0 ok, 1 failed verdict
-(imbalanced / not recovered), 2 could not verify; always a one-line reason on stderr."""
+"""`python -m loadgen`: verify, snapshot, top, drill, html. Exit codes: 0 ok (balanced,
+sticky, recovered), 1 failed verdict (imbalanced, not-sticky, not recovered), 2 could not
+verify; always a one-line reason on stderr. The flags are in cli_parser.py."""
 
 from __future__ import annotations
 
@@ -10,149 +11,7 @@ import traceback
 from collections.abc import Sequence
 
 from loadgen import report
-from loadgen.verdict import DEFAULT_ALPHA
-
-DEFAULT_TIMEOUT = 30.0
-
-
-def _alpha(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 0.5:
-        raise argparse.ArgumentTypeError("alpha must be between 0 and 0.5")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _kube_args(p: argparse.ArgumentParser, selector_required: bool = True) -> None:
-    p.add_argument("--namespace", "-n", required=True)
-    p.add_argument(
-        "--selector",
-        "-l",
-        required=selector_required,
-        help="label selector of the app pods, e.g. app.kubernetes.io/name=articles",
-    )
-    p.add_argument("--context", default="", help="kubeconfig context (default: current)")
-    p.add_argument("--kubeconfig", default="", help="default: $KUBECONFIG or ~/.kube/config")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m loadgen", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    v = sub.add_parser("verify", help="is the load spread evenly across the pods?")
-    where = v.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", help="send the load to this URL and count X-Served-By")
-    where.add_argument(
-        "--in-cluster",
-        action="store_true",
-        help="read pod counters and fortio results through the Kubernetes API",
-    )
-    v.add_argument("--requests", type=_positive_int, default=1000)
-    v.add_argument("--concurrency", type=_positive_int, default=10)
-    ka = v.add_mutually_exclusive_group()
-    ka.add_argument(
-        "--keepalive",
-        dest="keepalive",
-        action="store_true",
-        default=None,
-        help="connections carry many requests (then connections are the tested unit); "
-        "default: off for --url, fortio's setting for --in-cluster",
-    )
-    ka.add_argument("--no-keepalive", dest="keepalive", action="store_false")
-    v.add_argument("--expect-pods", type=_positive_int, default=None)
-    v.add_argument(
-        "--alpha",
-        type=_alpha,
-        default=DEFAULT_ALPHA,
-        help=f"significance of the uniformity test (default {DEFAULT_ALPHA})",
-    )
-    v.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=DEFAULT_TIMEOUT,
-        help="bound on the whole run, seconds",
-    )
-    v.add_argument("--request-timeout", type=_positive_float, default=5.0)
-    v.add_argument("--max-error-rate", type=float, default=0.05)
-    v.add_argument("--json", action="store_true", help="print the whole report as JSON")
-    v.add_argument(
-        "--report-only",
-        action="store_true",
-        help="exit 0 on any verdict (balanced or imbalanced); 2 still means could not verify",
-    )
-    v.add_argument("--namespace", "-n")
-    v.add_argument("--selector", "-l")
-    v.add_argument("--context", default="")
-    v.add_argument("--kubeconfig", default="")
-    v.add_argument(
-        "--loadgen-selector",
-        default="",
-        help="label selector of the fortio pods whose JSON result to read",
-    )
-    v.add_argument(
-        "--baseline",
-        default="",
-        help="`snapshot` JSON taken before the load (file, or - for stdin); "
-        "without it counters count from zero",
-    )
-    v.add_argument(
-        "--connections",
-        type=_positive_int,
-        default=None,
-        help="total keep-alive connections of the load (fortio -c x pods), used "
-        "when fortio's own socket count is not available",
-    )
-    v.add_argument(
-        "--window",
-        type=float,
-        default=0.0,
-        help="in-cluster without --baseline: snapshot, watch the running load for "
-        "this many seconds, and count the difference",
-    )
-
-    s = sub.add_parser("snapshot", help="print every app pod's served-request counter (JSON)")
-    _kube_args(s)
-    s.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT)
-
-    t = sub.add_parser("top", help="per-pod CPU and memory from the metrics API")
-    _kube_args(t)
-    t.add_argument("--samples", type=_positive_int, default=1)
-    t.add_argument("--interval", type=_positive_float, default=5.0)
-    t.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT)
-    t.add_argument("--json", action="store_true")
-
-    d = sub.add_parser("drill", help="delete pods under traffic and time the recovery")
-    _kube_args(d)
-    d.add_argument("--kill", type=_positive_int, default=1, help="pods to delete (default 1)")
-    d.add_argument("--url", default=None, help="send traffic here during the drill")
-    d.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=120.0,
-        help="seconds the Deployment gets to be fully ready again (default 120)",
-    )
-    d.add_argument(
-        "--grace-period",
-        type=int,
-        default=None,
-        help="deletion grace period, seconds (default: the pod's own)",
-    )
-    d.add_argument("--api-timeout", type=_positive_float, default=DEFAULT_TIMEOUT)
-    d.add_argument("--json", action="store_true")
-    return parser
+from loadgen.cli_parser import build_parser
 
 
 def _run_verify(args: argparse.Namespace) -> dict:
@@ -169,12 +28,14 @@ def _run_verify(args: argparse.Namespace) -> dict:
             timeout=args.timeout,
             request_timeout=min(args.request_timeout, args.timeout),
             max_error_rate=args.max_error_rate,
+            session_affinity=args.session_affinity,
         )
     if not args.namespace or not args.selector:
         raise ValueError("--in-cluster needs --namespace and --selector")
     from loadgen import incluster, kube
+    from loadgen.baseline import load_baseline
 
-    baseline = incluster.load_baseline(args.baseline) if args.baseline else None
+    baseline = load_baseline(args.baseline) if args.baseline else None
     # The observation window comes on top of the API budget.
     with kube.client(args.kubeconfig, args.context, args.timeout + args.window) as client:
         try:
@@ -190,6 +51,7 @@ def _run_verify(args: argparse.Namespace) -> dict:
                 expected_pods=args.expect_pods,
                 alpha=args.alpha,
                 max_error_rate=args.max_error_rate,
+                session_affinity=args.session_affinity,
             )
         except kube.KubeError as exc:
             return report.unverifiable("in-cluster", str(exc))
@@ -199,7 +61,9 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     from loadgen import incluster, kube
 
     with kube.client(args.kubeconfig, args.context, args.timeout) as client:
-        doc = incluster.snapshot(client, args.namespace, args.selector)
+        doc = incluster.snapshot(
+            client, args.namespace, args.selector, args.expect_ready, args.idle_wait
+        )
     print(report.dumps(doc))
     pods = doc["pods"]
     print(
@@ -216,6 +80,12 @@ def _run_top(args: argparse.Namespace) -> int:
     budget = args.timeout + (args.samples - 1) * args.interval
     with kube.client(args.kubeconfig, args.context, budget) as client:
         rep = top.top(client, args.namespace, args.selector, args.samples, args.interval)
+    if args.baseline:
+        from loadgen.baseline import load_baseline
+
+        idle = (load_baseline(args.baseline).get("resources_idle") or {}).get("pods")
+        for row in rep["pods"]:
+            row["resources_idle"] = (idle or {}).get(row["name"])
     print(report.dumps(rep) if args.json else top.render(rep))
     if not rep["available"]:
         print(f"loadgen top: {rep['note']}", file=sys.stderr)
@@ -250,13 +120,45 @@ def _run_drill(args: argparse.Namespace) -> int:
     return int(rep["exit_code"])
 
 
+def _run_html(args: argparse.Namespace) -> int:
+    import json
+
+    from loadgen import html_report
+
+    if args.report == "-":
+        text = sys.stdin.read()
+    else:
+        with open(args.report, encoding="utf-8") as fh:
+            text = fh.read()
+    try:
+        rep = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{args.report} is not a JSON verify report") from exc
+    if not isinstance(rep, dict) or "verdict" not in rep:
+        raise ValueError(f"{args.report} is not a verify report (no verdict)")
+    html_report.write(rep, args.out)
+    print(f"loadgen html: {rep['verdict']}: wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def _finish_verify(args: argparse.Namespace, rep: dict) -> int:
     if args.json:
         print(report.dumps(rep))
     else:
         print(report.render_table(rep))
+    if getattr(args, "html", ""):
+        from loadgen import html_report
+
+        html_report.write(rep, args.html)
     code = int(rep["exit_code"])
-    label = {0: "balanced", 1: "imbalanced", 2: "could not verify"}[code]
+    label = {
+        "sticky": "sticky",
+        "not-sticky": "not sticky",
+        "balanced": "balanced",
+        "imbalanced": "imbalanced",
+    }.get(str(rep.get("verdict")), {0: "balanced", 1: "imbalanced", 2: "could not verify"}[code])
+    if code == 2:
+        label = "could not verify"
     print(f"loadgen verify: {label}: {rep['reason']}", file=sys.stderr)
     if args.report_only and code == 1:
         return 0
@@ -273,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_snapshot(args)
         if args.command == "top":
             return _run_top(args)
+        if args.command == "html":
+            return _run_html(args)
         if args.command == "drill":
             return _run_drill(args)
         parser.error(f"unknown command {args.command}")

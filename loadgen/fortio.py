@@ -62,6 +62,21 @@ def _errors(ret_codes: dict[str, int]) -> int:
     return sum(int(v) for k, v in ret_codes.items() if str(k) != "200")
 
 
+def _units(result: dict) -> int:
+    """Independent keep-alive units of one run: min(sockets, threads).
+
+    Each of fortio's threads (-c) sends its share of -n over one connection, and opens a new
+    one after a reconnect (server close, error). Reconnects add sockets that carry unequal,
+    often small, shares; a thread's requests then land on up to `sockets/threads` pods, which
+    makes them more, not less, spread than one unit of that size. Counting the thread once
+    overstates the variance a little (conservative); counting every socket as a full unit
+    understates it (false alarms). With fewer sockets than threads (threads that never
+    connected) only the sockets carried load."""
+    sockets = int(result.get("SocketCount", 0))
+    threads = int(result.get("NumThreads", 0))
+    return min(sockets, threads) if threads > 0 else sockets
+
+
 def _bucket_percentile(data: list[dict], count: int, pct: float) -> float | None:
     """Percentile from fortio histogram buckets, interpolating inside a bucket as fortio does."""
     if not data or count <= 0:
@@ -99,6 +114,7 @@ def summarize(result: dict) -> dict:
         "duration_s": round(int(result.get("ActualDuration", 0)) / 1e9, 3),
         "threads": int(result.get("NumThreads", 0)),
         "connections": int(result.get("SocketCount", 0)),
+        "units": _units(result),
         "keepalive": not bool(result.get("DisableKeepAlive", False)),
         "latency_ms": latency,
         "avg_ms": round(float(hist.get("Avg", 0.0)) * 1000, 3),
@@ -144,6 +160,7 @@ def merge(results: Iterable[dict]) -> dict:
         "duration_s": max(p["duration_s"] for p in parts),
         "threads": sum(p["threads"] for p in parts),
         "connections": sum(p["connections"] for p in parts),
+        "units": sum(p["units"] for p in parts),
         "keepalive": all(p["keepalive"] for p in parts),
         "latency_ms": latency,
         "avg_ms": round(weighted_avg / total * 1000, 3) if total else 0.0,

@@ -4,28 +4,26 @@ API server's pod proxy (no `minikube tunnel` needed) and fortio's result from it
 from __future__ import annotations
 
 import datetime as dt
-import json
-import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+import uuid
 from typing import Any
 
-from loadgen import fortio, kube, prom, report
+from loadgen import fortio, kube, membership, prom, report
+from loadgen.affinity import decide_sticky
+from loadgen.baseline import (
+    SNAPSHOT_KIND,
+    Counters,
+    deltas,
+    split_by_membership,
+    unknown_counts,
+)
 from loadgen.kube import KubeClient, KubeError
-from loadgen.resources import Sampler
-from loadgen.verdict import decide
+from loadgen.resources import PodUsage, Sampler
+from loadgen.verdict import Verdict, decide
 
-SNAPSHOT_KIND = "loadgen-snapshot"
 APP_PORT = "8080"
-
-
-@dataclass
-class Counters:
-    served: dict[str, float] = field(default_factory=dict)
-    uids: dict[str, str] = field(default_factory=dict)
-    ready: dict[str, bool] = field(default_factory=dict)
-    unreadable: dict[str, str] = field(default_factory=dict)
+LOADGEN_APPEAR_SECONDS = 60.0  # how long a just-created Job may take to show its pods
+IDLE_POLL_SECONDS = 3.0
 
 
 def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters:
@@ -34,10 +32,15 @@ def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters
     for pod in client.list_pods(namespace, selector):
         name = kube.pod_name(pod)
         if kube.phase(pod) != "Running":
-            out.unreadable[name] = f"pod is {kube.phase(pod)}"
+            out.not_running[name] = f"pod is {kube.phase(pod)}"
             continue
         out.uids[name] = str((pod.get("metadata") or {}).get("uid", ""))
         out.ready[name] = kube.is_ready(pod)
+        if kube.is_terminating(pod):
+            out.terminating.add(name)
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "Ready" and cond.get("lastTransitionTime"):
+                out.ready_since[name] = str(cond["lastTransitionTime"])
         try:
             text = client.pod_proxy(namespace, name, APP_PORT, "/metrics")
             out.served[name] = prom.served_total(text)
@@ -46,10 +49,33 @@ def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters
     return out
 
 
-def snapshot(client: KubeClient, namespace: str, selector: str) -> dict[str, Any]:
+def snapshot(
+    client: KubeClient,
+    namespace: str,
+    selector: str,
+    expect_ready: int = 0,
+    idle_wait: float = 0.0,
+) -> dict[str, Any]:
+    waited = (
+        membership.wait_ready(client, namespace, selector, expect_ready) if expect_ready else None
+    )
     c = read_counters(client, namespace, selector)
-    if not c.served and not c.unreadable:
+    sampler = Sampler(client, namespace, selector)
+    if idle_wait > 0:
+        sampler.window_after = dict(c.ready_since)  # idle = after start-up, not during it
+    sampler.sample()  # the idle baseline beside the usage under load
+    # metrics-server has no figure for a pod until it has scraped it once (15-30 s after the
+    # pod starts, i.e. just after a rollout): wait for one, within idle_wait and the budget.
+    end = time.monotonic() + max(0.0, min(idle_wait, client.remaining() - 2.0))
+    while sampler.available and time.monotonic() < end:
+        if all((sampler.pods.get(name) or PodUsage()).cpu_m for name in c.served):
+            break
+        time.sleep(max(0.0, min(IDLE_POLL_SECONDS, end - time.monotonic())))
+        sampler.sample()
+    if not c.served and not c.unreadable and not c.not_running:
         raise KubeError(f"no pods match {selector!r} in namespace {namespace!r}")
+    if not c.served and not c.unreadable:
+        raise KubeError(f"no pod matching {selector!r} in {namespace!r} is running")
     if not c.served:
         first = next(iter(c.unreadable.items()))
         raise KubeError(f"no pod's /metrics could be read ({first[0]}: {first[1]})")
@@ -57,6 +83,9 @@ def snapshot(client: KubeClient, namespace: str, selector: str) -> dict[str, Any
         "kind": SNAPSHOT_KIND,
         "version": 1,
         "taken_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        # New on every run even when no counter moved: the stack stamps its fortio Job with a
+        # digest of this document, so a snapshot that ran again always brings a new load.
+        "run_id": uuid.uuid4().hex,
         "namespace": namespace,
         "selector": selector,
         "pods": {
@@ -68,58 +97,10 @@ def snapshot(client: KubeClient, namespace: str, selector: str) -> dict[str, Any
             for name in sorted(c.served)
         },
         "unreadable": c.unreadable,
+        "not_running": c.not_running,
+        "ready_wait": waited,
+        "resources_idle": sampler.summary("idle, before the load"),
     }
-
-
-def load_baseline(source: str) -> dict[str, Any]:
-    """A snapshot document from a file, or from stdin when source is '-'."""
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    except OSError as exc:
-        raise ValueError(f"cannot read baseline {source}: {exc.strerror}") from exc
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(
-            f"baseline {source} is not JSON (expected `loadgen snapshot` output)"
-        ) from exc
-    if not isinstance(doc, dict) or doc.get("kind") != SNAPSHOT_KIND:
-        raise ValueError(f"baseline {source} is not a `loadgen snapshot` document")
-    return doc
-
-
-def deltas(baseline: dict | None, after: Counters) -> tuple[dict[str, float], list[str]]:
-    """Requests served since the baseline, per pod, with notes on what could not be known."""
-    notes: list[str] = []
-    before = (baseline or {}).get("pods") or {}
-    out: dict[str, float] = {}
-    for name, value in after.served.items():
-        prev = before.get(name)
-        if prev is None:
-            if baseline is not None and value == 0:
-                # Joined after the baseline (e.g. scaled up after the load) and served
-                # nothing: not a pod the load could have reached.
-                notes.append(f"{name} is new since the baseline and served nothing: not counted")
-                continue
-            if baseline is not None:
-                notes.append(f"{name} is new since the baseline: counted from zero")
-            out[name] = value
-        elif prev.get("uid") and after.uids.get(name) and prev["uid"] != after.uids[name]:
-            notes.append(f"{name} was replaced since the baseline: counted from zero")
-            out[name] = value
-        elif value < float(prev.get("served", 0)):
-            notes.append(f"{name}'s counter went down (container restart): counted from zero")
-            out[name] = value
-        else:
-            out[name] = value - float(prev.get("served", 0))
-    gone = sorted(set(before) - set(after.served) - set(after.unreadable))
-    if gone:
-        notes.append(f"pods gone since the baseline, their requests are unknown: {', '.join(gone)}")
-    for name, why in sorted(after.unreadable.items()):
-        notes.append(f"{name}: counters not readable ({why})")
-    if baseline is None:
-        notes.append("no --baseline: counters count from the pods' start")
-    return out, notes
 
 
 def _wait_for_loadgen(
@@ -128,9 +109,15 @@ def _wait_for_loadgen(
     """Wait (sampling resource use) until the load-generator pods have finished.
     Returns their pods and whether any sample was taken while they ran."""
     sampled_during = False
+    started = time.monotonic()
     while True:
         pods = client.list_pods(namespace, selector)
         if not pods:
+            # The stack does not wait for the Job (so that verify samples CPU during the
+            # load): its pods may not exist yet for a moment.
+            if time.monotonic() - started < LOADGEN_APPEAR_SECONDS and client.remaining() > reserve:
+                time.sleep(1.0)
+                continue
             raise KubeError(f"no load-generator pods match {selector!r} in {namespace!r}")
         running = [p for p in pods if kube.phase(p) in ("Pending", "Running")]
         if not running:
@@ -159,9 +146,13 @@ def verify_in_cluster(
     expected_pods: int | None,
     alpha: float,
     max_error_rate: float,
+    session_affinity: str = "None",
 ) -> dict[str, Any]:
     mode = "in-cluster"
-    sampler = Sampler(client, namespace, selector)
+    # Usage under the load: only readings metrics-server takes from now on (the load starts
+    # about when verify does); earlier ones are the idle baseline's business.
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sampler = Sampler(client, namespace, selector, since=started)
     notes: list[str] = []
     reserve = max(5.0, 0.2 * client.total_timeout)
     when = "current usage; no load was observed running"
@@ -173,6 +164,7 @@ def verify_in_cluster(
             time.sleep(max(0.0, min(2.0, end - time.monotonic())))
         when = f"sampled during the {window:g}s observation window"
     fortio_summary: dict | None = None
+    clients: list[tuple[str, float]] = []
     if loadgen_selector:
         lg_pods, during = _wait_for_loadgen(client, namespace, loadgen_selector, sampler, reserve)
         when = (
@@ -185,6 +177,8 @@ def verify_in_cluster(
             name = kube.pod_name(pod)
             try:
                 results.append(fortio.extract_result(client.pod_log(namespace, name)))
+                # Each load-generator pod is one client IP (what ClientIP affinity keys on).
+                clients.append((name, float(fortio.summarize(results[-1])["total"])))
             except (KubeError, fortio.FortioParseError) as exc:
                 notes.append(f"load-generator pod {name}: no fortio result ({exc})")
             if kube.phase(pod) == "Failed":
@@ -196,15 +190,34 @@ def verify_in_cluster(
 
     after = read_counters(client, namespace, selector)
     if not after.served and not after.unreadable:
+        what = "no running pods match" if after.not_running else "no pods match"
         return report.unverifiable(
-            mode, f"no pods match {selector!r} in {namespace!r}", resources=resources
+            mode, f"{what} {selector!r} in {namespace!r}", resources=resources
         )
     served, delta_notes = deltas(baseline, after)
     notes.extend(delta_notes)
+    all_served = float(sum(served.values()))
+    served, left_out, membership_notes = split_by_membership(served, baseline, after)
+    notes.extend(membership_notes)
+    kept = float(sum(served.values())) / all_served if all_served > 0 else 1.0
+    gone = set((baseline or {}).get("pods") or {}) - set(after.served) - set(after.unreadable)
+    left = len(gone) + sum(1 for n in left_out if n in after.terminating)
+    if expected_pods is not None and left:
+        # Pods that left during the run are reported; the test covers the ones that stayed.
+        expected_pods = max(1, expected_pods - left)
     extra: dict[str, Any] = {"fortio": fortio_summary, "resources": resources}
     total = fortio_summary["total"] if fortio_summary else int(sum(served.values()))
     errors = fortio_summary["errors"] if fortio_summary else None
     extra.update(total=total, errors=errors)
+    unknown = unknown_counts(baseline, after)
+    if unknown:
+        return report.unverifiable(
+            mode,
+            "cannot tell whether the load reached every pod: " + "; ".join(unknown),
+            **extra,
+            notes=notes,
+            unreadable_pods=[u.split(":")[0] for u in unknown],
+        )
     if fortio_summary:
         extra["latency_ms"] = fortio_summary["latency_ms"]
         if total and errors / total > max_error_rate:
@@ -216,7 +229,7 @@ def verify_in_cluster(
                 **extra,
                 notes=notes,
             )
-        counted = sum(served.values())
+        counted = all_served
         if total and abs(counted - total) > 0.05 * total:
             notes.append(
                 f"the pods counted {counted:.0f} requests, fortio sent {total}: other traffic "
@@ -227,6 +240,19 @@ def verify_in_cluster(
         return report.unverifiable(
             mode, f"no pod's counters could be read ({first[0]}: {first[1]})", **extra, notes=notes
         )
+    if session_affinity == "ClientIP":
+        if not clients:
+            return report.unverifiable(
+                mode,
+                "sessionAffinity ClientIP needs each client's total: pass --loadgen-selector "
+                "(fortio's results per load-generator pod)",
+                **extra,
+                notes=notes,
+            )
+        verdict = decide_sticky(
+            served, clients, alpha=alpha, expected_pods=expected_pods, errors=errors or 0
+        )
+        return _in_cluster_report(verdict, after, resources, extra, notes, baseline)
     if keepalive is None:
         if fortio_summary is None:
             return report.unverifiable(
@@ -238,12 +264,19 @@ def verify_in_cluster(
         keepalive = fortio_summary["keepalive"]
     units = None
     if keepalive:
-        if fortio_summary and fortio_summary["connections"] > 0:
-            units = fortio_summary["connections"]
+        if fortio_summary and fortio_summary["units"] > 0:
+            # min(sockets, threads) per run: see README "Units" (reconnects add sockets that
+            # carry few requests; counting them as full units understates the variance).
+            units = fortio_summary["units"]
+            if fortio_summary["connections"] != units:
+                notes.append(
+                    f"fortio used {fortio_summary['connections']} sockets on "
+                    f"{fortio_summary['threads']} threads: testing {units} units, "
+                    "min(sockets, threads) per load-generator pod"
+                )
             if connections and connections != units:
                 notes.append(
-                    f"fortio used {units} sockets (--connections said {connections}): "
-                    "testing with fortio's count"
+                    f"testing {units} units from fortio's result (--connections said {connections})"
                 )
         elif connections:
             units = connections
@@ -255,15 +288,37 @@ def verify_in_cluster(
                 **extra,
                 notes=notes,
             )
+    if units and kept < 1.0:
+        units = max(1, round(units * kept))  # the share of the connections the kept pods took
     verdict = decide(
         served, keepalive=keepalive, alpha=alpha, expected_pods=expected_pods, connections=units
     )
+    return _in_cluster_report(verdict, after, resources, extra, notes, baseline)
+
+
+def _in_cluster_report(
+    verdict: Verdict,
+    after: Counters,
+    resources: dict[str, Any],
+    extra: dict[str, Any],
+    notes: list[str],
+    baseline: dict | None,
+) -> dict[str, Any]:
     pods = report.pod_rows(verdict, resources.get("pods") or {})
+    idle = ((baseline or {}).get("resources_idle") or {}).get("pods") or {}
     for row in pods:
         row["ready"] = after.ready.get(row["name"])
+        row["resources_idle"] = idle.get(row["name"])
+    now = set(after.served) | set(after.unreadable) | set(after.not_running)
+    extra = {**extra, "pods_changed": membership.changes(baseline, now)}
+    changed = extra["pods_changed"]
+    if changed["joined"] or changed["left"]:
+        joined = ", ".join(changed["joined"]) or "none"
+        left = ", ".join(changed["left"]) or "none"
+        notes = [*notes, f"pods changed during the run: joined {joined}; left {left}"]
     return {
         "version": report.REPORT_VERSION,
-        "mode": mode,
+        "mode": "in-cluster",
         "verdict": verdict.outcome,
         "reason": verdict.reason,
         "exit_code": verdict.exit_code,

@@ -72,8 +72,11 @@ def render_table(report: dict) -> str:
         unit = (report.get("distribution") or {}).get("unit", "request")
         header = f"{'pod':<40} {'requests':>9} {'share':>7} {'expected':>8} {unit + 's':>12}"
         has_res = any(p.get("resources") for p in pods)
+        has_idle = any(p.get("resources_idle") for p in pods)
         if has_res:
             header += f" {'cpu peak/mean m':>16} {'mem peak/mean MiB':>18}"
+        if has_idle:
+            header += f" {'idle cpu m':>10} {'idle MiB':>9}"
         lines.append(header)
         for p in pods:
             line = (
@@ -85,6 +88,14 @@ def render_table(report: dict) -> str:
                 cpu = f"{_fmt(res.get('cpu_peak_m'))}/{_fmt(res.get('cpu_mean_m'))}"
                 mem = f"{_fmt(res.get('memory_peak_mib'))}/{_fmt(res.get('memory_mean_mib'))}"
                 line += f" {cpu:>16} {mem:>18}"
+            elif has_res:
+                line += f" {'-':>16} {'-':>18}"
+            idle = p.get("resources_idle")
+            if has_idle:
+                idle = idle or {}
+                line += (
+                    f" {_fmt(idle.get('cpu_mean_m')):>10} {_fmt(idle.get('memory_mean_mib')):>9}"
+                )
             lines.append(line)
     dist = report.get("distribution")
     if dist and dist.get("p_value") is not None:

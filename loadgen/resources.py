@@ -7,6 +7,7 @@ returns the same sample again, so samples are de-duplicated by their timestamp.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 
@@ -32,13 +33,33 @@ class PodUsage:
         }
 
 
+def _window_start(item: dict) -> str:
+    """When the reading's measurement window began, as ISO UTC ("" when unknown)."""
+    stamp, window = str(item.get("timestamp") or ""), str(item.get("window") or "0s")
+    try:
+        end = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
+        seconds = float(window.rstrip("s"))
+    except ValueError:
+        return ""
+    return (end - dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Sampler:
     """Polls pod metrics; remembers whether the API exists and why not."""
 
-    def __init__(self, client: KubeClient, namespace: str, selector: str) -> None:
+    def __init__(
+        self, client: KubeClient, namespace: str, selector: str, since: str = ""
+    ) -> None:
         self.client = client
         self.namespace = namespace
         self.selector = selector
+        # ISO time (UTC, "...Z"): readings metrics-server took before it are skipped (e.g. a
+        # pod's start-up reading, still served when the load begins).
+        self.since = since
+        self.skipped_before = 0
+        # Per pod (ISO UTC): leave out readings whose window began before this, e.g. the
+        # moment the pod became Ready, so an idle baseline is not its start-up burst.
+        self.window_after: dict[str, str] = {}
         self.pods: dict[str, PodUsage] = {}
         self.available: bool | None = None
         self.problem = ""
@@ -76,6 +97,12 @@ class Sampler:
             meta = item.get("metadata") or {}
             name = meta.get("name", "")
             stamp = str(item.get("timestamp") or now)
+            if self.since and item.get("timestamp") and stamp < self.since:
+                self.skipped_before += 1  # same fixed ISO format: string order is time order
+                continue
+            if name in self.window_after and _window_start(item) < self.window_after[name]:
+                self.skipped_before += 1
+                continue
             usage = self.pods.setdefault(name, PodUsage())
             if stamp in usage.seen:
                 continue
@@ -98,7 +125,10 @@ class Sampler:
         note = f"{when}; {self.polls} poll{'s' if self.polls != 1 else ''}"
         if self.first is not None and self.last is not None and self.last > self.first:
             note += f" over {self.last - self.first:.0f}s"
-        note += " (metrics-server refreshes every 15-60s; duplicates dropped)"
+        note += " (metrics-server refreshes every 15-60s; duplicates dropped"
+        if self.since:
+            note += f"; readings older than {self.since} left out"
+        note += ")"
         if self.problem:
             note += f"; last problem: {self.problem}"
         return {

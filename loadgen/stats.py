@@ -163,3 +163,50 @@ def prob_some_cell_empty(n: int, k: int) -> float:
     for j in range(1, k):
         total += (-1) ** (j + 1) * math.comb(k, j) * ((k - j) / k) ** n
     return min(1.0, max(0.0, total))
+
+
+# Exact occupancy by dynamic programming costs units x cells steps; above this the union bound
+# C(k, m) ((k - m) / k)^n is used, which is then astronomically small and only errs upward.
+_OCCUPANCY_DP_MAX_STEPS = 1_000_000
+
+
+@functools.lru_cache(maxsize=4096)
+def prob_at_least_empty(n: int, k: int, m: int = 1) -> float:
+    """P(at least m of k cells get none of n units assigned uniformly at random).
+
+    Exact: the number of occupied cells after each unit is a Markov chain (the next unit lands
+    in an occupied cell with probability occupied/k). A dynamic programme over it is stable
+    where inclusion-exclusion's alternating sums lose all precision (n close to k)."""
+    if m <= 0:
+        return 1.0
+    if m >= k:
+        return 1.0 if n == 0 else 0.0
+    if n * k > _OCCUPANCY_DP_MAX_STEPS:
+        return min(1.0, math.comb(k, m) * ((k - m) / k) ** n)
+    occupied = [1.0] + [0.0] * k
+    for _ in range(n):
+        nxt = [0.0] * (k + 1)
+        for o, p in enumerate(occupied):
+            if p:
+                nxt[o] += p * o / k
+                if o < k:
+                    nxt[o + 1] += p * (k - o) / k
+        occupied = nxt
+    return min(1.0, max(0.0, sum(occupied[: k - m + 1])))
+
+
+def smallest_units_to_see_an_empty_pod(k: int, alpha: float) -> int:
+    """The fewest units for which "some pod got nothing" is less likely than alpha by chance,
+    i.e. the smallest load on which a pod that really got nothing can be told from bad luck."""
+    if k <= 1:
+        return 1
+    # Union bound k((k-1)/k)^n < alpha gives an n that surely suffices; bisect below it.
+    hi = max(1, math.ceil(math.log(alpha / k) / math.log((k - 1) / k)) + 1)
+    lo = 0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if prob_at_least_empty(mid, k, 1) < alpha:
+            hi = mid
+        else:
+            lo = mid
+    return hi

@@ -44,17 +44,21 @@ def top(
 
 
 def render(rep: dict[str, Any]) -> str:
-    lines = [f"{'pod':<44} {'ready':<6} {'cpu peak/mean m':>16} {'mem peak/mean MiB':>18}"]
+    with_idle = any("resources_idle" in row for row in rep["pods"])
+    header = f"{'pod':<44} {'ready':<6} {'cpu peak/mean m':>16} {'mem peak/mean MiB':>18}"
+    lines = [header + (f" {'idle cpu m':>10} {'idle MiB':>9}" if with_idle else "")]
+
+    def f(v: Any) -> str:
+        return "-" if v is None else str(v)
+
     for row in rep["pods"]:
         r = row.get("resources") or {}
-
-        def f(v: Any) -> str:
-            return "-" if v is None else str(v)
-
         cpu = f"{f(r.get('cpu_peak_m'))}/{f(r.get('cpu_mean_m'))}"
         mem = f"{f(r.get('memory_peak_mib'))}/{f(r.get('memory_mean_mib'))}"
-        lines.append(
-            f"{row['name']:<44} {('yes' if row['ready'] else 'no'):<6} {cpu:>16} {mem:>18}"
-        )
+        line = f"{row['name']:<44} {('yes' if row['ready'] else 'no'):<6} {cpu:>16} {mem:>18}"
+        if with_idle:
+            idle = row.get("resources_idle") or {}
+            line += f" {f(idle.get('cpu_mean_m')):>10} {f(idle.get('memory_mean_mib')):>9}"
+        lines.append(line)
     lines.append(f"resources: {rep['note']}")
     return "\n".join(lines)

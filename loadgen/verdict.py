@@ -17,11 +17,21 @@ from typing import Literal
 
 from loadgen import stats
 
-Outcome = Literal["balanced", "imbalanced", "unverifiable"]
-EXIT_CODES: dict[str, int] = {"balanced": 0, "imbalanced": 1, "unverifiable": 2}
-DEFAULT_ALPHA = 0.001
+# sticky / not-sticky: the verdicts of the sticky-sessions check (loadgen/affinity.py).
+Outcome = Literal["balanced", "imbalanced", "unverifiable", "sticky", "not-sticky"]
+EXIT_CODES: dict[str, int] = {
+    "balanced": 0,
+    "sticky": 0,
+    "imbalanced": 1,
+    "not-sticky": 1,
+    "unverifiable": 2,
+}
+DEFAULT_ALPHA = 0.005
 # Skew the report states the test's power against: one pod getting twice the others' share.
 REFERENCE_SKEW = (2.0, 1.0, 1.0)
+# The empty-pod rule is "live" (splits alpha with the split test) when an empty pod has at
+# least this fraction of alpha's probability by chance; below it its false alarms are nil.
+EMPTY_RULE_LIVE = 0.001
 
 
 @dataclass
@@ -90,6 +100,7 @@ def decide(
     expected_pods: int | None = None,
     connection_counts: Mapping[str, int] | None = None,
     connections: float | None = None,
+    unit_name: str | None = None,
 ) -> Verdict:
     """Decide from per-pod served request counts.
 
@@ -115,7 +126,7 @@ def decide(
     k = len(pods)
     total_requests = sum(req.values())
 
-    unit = "connection" if keepalive else "request"
+    unit = unit_name or ("connection" if keepalive else "request")
     exact_ok = False
     if not keepalive:
         units = dict(req)
@@ -148,7 +159,18 @@ def decide(
     )
     if k == 0 or total_requests <= 0 or units_total <= 0:
         return Verdict("unverifiable", "no request was served by any pod", **base)
-    power = power_against_skew(units_total, k, alpha) if k >= 2 else None
+    # Two rules share the one significance. When an empty pod is possible by chance at all
+    # (few units over many pods), each gets alpha/2 (Bonferroni), so together they false-alarm
+    # at most alpha; otherwise the empty-pod rule cannot fire by chance and the split test
+    # keeps the whole alpha.
+    rule_alpha = alpha
+    if k >= 2 and stats.prob_at_least_empty(round(units_total), k, 1) >= alpha * EMPTY_RULE_LIVE:
+        rule_alpha = alpha / 2
+        notes.append(
+            f"with {units_total:.0f} {unit}s over {k} pods a pod could get nothing by chance: "
+            f"the empty-pod rule and the split test each use alpha/2={rule_alpha:g}"
+        )
+    power = power_against_skew(units_total, k, rule_alpha) if k >= 2 else None
     base["power_vs_2_1_1"] = power
     if k >= 2 and power is not None and power < 0.9:
         notes.append(
@@ -156,15 +178,25 @@ def decide(
             f"{power:.2f}; use more {unit}s for a sharper test"
         )
     empty = [p for p in pods if req[p] <= 0]
-    if empty:
-        chance = stats.prob_some_cell_empty(round(units_total), k)
-        reason = f"{len(empty)} of {k} expected pods got no traffic ({', '.join(empty)})"
-        if chance > alpha:
-            reason += (
-                f"; with only {units_total:.0f} {unit}s this happens by chance with "
-                f"probability {chance:.3g}"
+    if empty and k >= 2:
+        # A pod with nothing counts against the deployment only when that is unlikely by
+        # chance: with few units over many pods some pod is left empty by luck alone.
+        chance = stats.prob_at_least_empty(round(units_total), k, len(empty))
+        named = f"{len(empty)} of {k} expected pods got no traffic ({', '.join(empty)})"
+        if chance < rule_alpha:
+            return Verdict(
+                "imbalanced",
+                f"{named}: with {units_total:.0f} {unit}s assigned at random that happens with "
+                f"probability {chance:.3g} < {rule_alpha:g}",
+                **base,
+                method="empty pods: exact occupancy probability under uniform assignment",
+                p_value=chance,
             )
-        return Verdict("imbalanced", reason, **base, method="every pod must get traffic")
+        notes.append(
+            f"{named}; with only {units_total:.0f} {unit}s over {k} pods that happens by "
+            f"chance with probability {chance:.3g} >= {rule_alpha:g}, so it is not counted "
+            "against the deployment by itself (the split test below includes it)"
+        )
     if k == 1:
         return Verdict("balanced", "a single pod served everything (1 pod expected)", **base)
 
@@ -178,18 +210,27 @@ def decide(
         method = "Pearson chi-square test, uniform over pods"
     base.update(statistic=stat, df=df, p_value=p_value, method=method)
     spread = ", ".join(f"{p}={units[p]:.1f}" for p in pods)
-    if p_value < alpha:
+    if p_value < rule_alpha:
         return Verdict(
             "imbalanced",
             f"split of {units_total:.0f} {unit}s ({spread}) is too uneven for uniform "
-            f"random assignment: p={p_value:.3g} < alpha={alpha:g}",
+            f"random assignment: p={p_value:.3g} < alpha={rule_alpha:g}",
             **base,
         )
+    served_by = f"all {k} pods" if not empty else f"{k - len(empty)} of {k} pods"
     reason = (
-        f"all {k} pods served traffic and the split of {units_total:.0f} {unit}s is "
-        f"consistent with uniform assignment: p={p_value:.3g} >= alpha={alpha:g}"
+        f"{served_by} served traffic and the split of {units_total:.0f} {unit}s is "
+        f"consistent with uniform assignment: p={p_value:.3g} >= alpha={rule_alpha:g}"
     )
     if power is not None and power < 0.9:
         # Say so in the one line people read: "balanced" from a test that could hardly fail.
         reason += f" (weak test: a 2:1 skew would be caught with probability {power:.2f})"
     return Verdict("balanced", reason, **base)
+
+
+def smallest_verifiable_units(k: int, alpha: float) -> int:
+    """The fewest balanced units with which `decide` tells a pod that got nothing from chance.
+
+    At that load an empty pod is still possible by chance, so the empty-pod rule runs at
+    alpha/2 (see `decide`): a pod that really got nothing is then flagged every time."""
+    return stats.smallest_units_to_see_an_empty_pod(k, alpha / 2)

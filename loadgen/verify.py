@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 from loadgen import http_load, report
-from loadgen.verdict import decide
+from loadgen.affinity import decide_sticky
+from loadgen.verdict import Verdict, decide
 
 
 def verify_url(
@@ -21,6 +22,7 @@ def verify_url(
     timeout: float,
     request_timeout: float,
     max_error_rate: float,
+    session_affinity: str = "None",
 ) -> dict[str, Any]:
     """Send the traffic ourselves and count responses per pod by X-Served-By."""
     started = time.monotonic()
@@ -65,6 +67,15 @@ def verify_url(
         return report.unverifiable(
             "url", "no response carried an X-Served-By header", **extra, notes=notes
         )
+    if session_affinity == "ClientIP":
+        # All our connections come from this one address: one client, so one pod.
+        verdict = decide_sticky(
+            counted,
+            [("this client", float(sum(counted.values())))],
+            alpha=alpha,
+            expected_pods=expected_pods,
+        )
+        return _url_report(verdict, load, summary, notes)
     per_request = not keepalive
     if keepalive and load.mixed_connections:
         # Responses on one connection came from several pods: an L7 proxy is balancing
@@ -82,6 +93,12 @@ def verify_url(
         expected_pods=expected_pods,
         connection_counts=None if per_request else conns,
     )
+    return _url_report(verdict, load, summary, notes)
+
+
+def _url_report(
+    verdict: Verdict, load: http_load.LoadResult, summary: dict, notes: list[str]
+) -> dict[str, Any]:
     return {
         "version": report.REPORT_VERSION,
         "mode": "url",

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests drive on loopback: HAProxy (the load balancer in the
 # distribution tests), wrk (the benchmark's load generator), Prometheus (tests/monitoring scrapes
-# real app processes with it) and fortio (pinned, from the Go module proxy, into .tools/bin).
-# Idempotent; run by `make tools` and so by `make test`.
+# real app processes with it), Chromium (renders the HTML report) and fortio (pinned, from the
+# Go module proxy, into .tools/bin). Idempotent; run by `make tools` and so by `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,8 @@ command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)  # the PR-comment script's filter, tested for real
+# Headless Chromium renders `loadgen verify --html` pages in tests/loadgen/test_loadgen_html.py.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "install-tools: missing ${need_apt[*]}; install them with your package manager (e.g. apt-get install ${need_apt[*]})" >&2

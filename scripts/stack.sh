@@ -2,7 +2,9 @@
 # `make up|preview|destroy` land here: check every prerequisite first and say exactly what is
 # missing and how to get it (one line, exit 1), then run pulumi on the chosen stack.
 # `check` runs the same checks and stops there (scripts/preview-diff.sh uses it).
-#   usage: scripts/stack.sh up|preview|destroy|check [STACK] [extra pulumi args...]
+#   usage: scripts/stack.sh up|preview|destroy|check|reverify [STACK] [extra pulumi args...]
+# reverify = `pulumi up --replace <the verification-snapshot's URN>`: the baseline runs again,
+# and with it the fortio Job and the check (the Job is stamped with the baseline's digest).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +15,8 @@ shift 2 2>/dev/null || shift $#
 die() { echo "selfheal-lb: $*" >&2; exit 1; }
 
 case "$action" in
-  up|preview|destroy|check) ;;
-  *) die "usage: scripts/stack.sh up|preview|destroy|check [STACK]" ;;
+  up|preview|destroy|check|reverify) ;;
+  *) die "usage: scripts/stack.sh up|preview|destroy|check|reverify [STACK]" ;;
 esac
 
 [ -f "Pulumi.$stack.yaml" ] || die "no stack config Pulumi.$stack.yaml (stacks here: $(ls Pulumi.*.yaml 2>/dev/null | sed 's/Pulumi\.\(.*\)\.yaml/\1/' | tr '\n' ' '))"
@@ -85,4 +87,8 @@ case "$action" in
   up) exec pulumi up --stack "$stack" --yes "$@" ;;
   preview) exec pulumi preview --stack "$stack" --diff "$@" ;;
   destroy) exec pulumi destroy --stack "$stack" --yes "$@" ;;
+  reverify)
+    urn="$("$py" -c 'import sys; from components.offline import project_name; from components.verification import snapshot_urn; print(snapshot_urn(sys.argv[1], project_name()))' "$stack")" \
+      || die "could not compute the verification snapshot's URN"
+    exec pulumi up --stack "$stack" --yes --replace "$urn" "$@" ;;
 esac

@@ -198,7 +198,7 @@ def project(tmp_path: Path) -> Path:
     copy.mkdir()
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
         shutil.copy(ROOT / name, copy / name)
-    for name in ("components", "scripts", "app"):
+    for name in ("components", "scripts", "app", "loadgen"):
         shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
     return copy
 

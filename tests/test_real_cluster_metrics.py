@@ -297,8 +297,8 @@ def test_the_stacks_hpa_gets_cpu_metrics_from_the_addon(detected, core):
 # --- two whole stacks, verified, then one removed -------------------------------------------
 # No Pulumi engine here: each stack's objects are what the program declares (under the mocks,
 # given the real detection), applied as rendered; its verification runs the very commands the
-# stack's local.Commands run. The one hand edit: fortio's image is the copy loaded on the node
-# (no image pulls from this cluster), under the name the node has it.
+# stack's local.Commands run. fortio's image is the copy loaded on the node (no image pulls from
+# this cluster), named through the stack's own loadgenImage key.
 
 STACKS = ("h-i10-s1", "h-i10-s2")
 NODE_FORTIO_IMAGE = os.environ.get(
@@ -346,7 +346,9 @@ def _stand_up_and_verify(v1: Any, detected: MetricsApiState, ns: str) -> dict[st
     from kubernetes import client, utils
 
     run = offline.run_program(
-        dev_config(namespace=ns, kubeContext=CONTEXT, serviceType="ClusterIP"),
+        dev_config(
+            namespace=ns, kubeContext=CONTEXT, serviceType="ClusterIP", loadgenImage=NODE_FORTIO_IMAGE
+        ),
         stack=ns,
         preview=True,
         metrics_api=detected,
@@ -355,8 +357,6 @@ def _stand_up_and_verify(v1: Any, detected: MetricsApiState, ns: str) -> dict[st
     objects = render.k8s_objects(run)
     assert not [o for o in objects if o["kind"] in ("APIService", "ClusterRole")]
     (job,) = [o for o in objects if o["kind"] == "Job"]
-    for container in job["spec"]["template"]["spec"]["containers"]:
-        container["image"], container["imagePullPolicy"] = NODE_FORTIO_IMAGE, "Never"
     commands = {r.name: r.inputs["create"] for r in run.of_type(COMMAND)}
     api_client = v1.api_client
     for obj in objects:

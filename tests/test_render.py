@@ -184,7 +184,7 @@ def project_copy(tmp_path: Path) -> Path:
     copy.mkdir()
     for name in ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml"):
         shutil.copy(ROOT / name, copy / name)
-    for name in ("components", "app"):
+    for name in ("components", "app", "loadgen"):  # settings use loadgen's statistics
         shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
     return copy
 

@@ -3,7 +3,6 @@ explicit provider, config mistakes, and how long an evaluation takes."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -11,7 +10,6 @@ import pytest
 from stack_fixtures import dev_config
 
 from components import offline
-from components.loadgen import RUN_ANNOTATION
 from components.settings import CONFIG_SPEC
 
 OUR_TYPES = "selfheal-lb:"
@@ -142,18 +140,6 @@ def test_verification_brackets_the_load(dev_run):
         assert set(words[words.index("--selector") + 1].split(",")) == set(selector.split(","))
 
 
-def test_a_new_image_reruns_baseline_load_and_check(dev_run):
-    other = offline.run_program(dev_config(imageRef="ghcr.io/me/articles:v2"), stack="dev")
-    for name in ("verification-snapshot", "verification-verify"):
-        assert other.named(name).inputs["triggers"] != dev_run.named(name).inputs["triggers"]
-    stamp = RUN_ANNOTATION
-
-    def job_stamp(run):
-        return run.one(JOB).inputs["spec"]["template"]["metadata"]["annotations"][stamp]
-
-    assert job_stamp(other) != job_stamp(dev_run)
-
-
 def test_every_resource_belongs_to_a_component_and_uses_the_explicit_provider(dev_run):
     provider = dev_run.one("pulumi:providers:kubernetes")
     assert provider.inputs.get("enableServerSideApply") == "true"  # provider config: strings
@@ -195,39 +181,6 @@ def test_preview_leaves_the_verification_outputs_unknown():
     assert run.outputs["loadDistribution"] == offline.UNKNOWN
     assert run.outputs["loadTest"] == offline.UNKNOWN
     assert run.outputs["namespace"] == "selfheal-lb-dev"
-
-
-def test_update_turns_the_verify_report_into_outputs():
-    report = {
-        "verdict": "balanced",
-        "reason": "ok",
-        "fortio": {
-            "qps": 900.0,
-            "errors": 0,
-            "total": 3000,
-            "latency_ms": {"p50": 5, "p90": 9, "p99": 20},
-        },
-    }
-
-    def fake(rec: offline.RecordedResource) -> dict[str, Any]:
-        if rec.type == COMMAND:
-            return {"stdout": json.dumps(report) if rec.name.endswith("verify") else "{}"}
-        return offline.realistic_outputs(rec, preview=False)
-
-    run = offline.run_program(dev_config(), stack="dev", fake_outputs=fake)
-    # The report says whose metrics its CPU/memory figures are (the offline default: an addon).
-    assert run.outputs["loadDistribution"] == {
-        **report,
-        "metricsServer": "the cluster's own: cluster addon (kube-system/metrics-server)",
-    }
-    assert run.outputs["loadTest"] == {
-        "qps": 900.0,
-        "p50_ms": 5,
-        "p90_ms": 9,
-        "p99_ms": 20,
-        "errors": 0,
-        "total": 3000,
-    }
 
 
 @pytest.mark.parametrize(

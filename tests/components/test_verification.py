@@ -25,20 +25,13 @@ from components.verification import (
 
 COMMAND = "command:local:Command"
 JOB = "kubernetes:batch/v1:Job"
-REPORT = {
-    "verdict": "balanced",
-    "reason": "3 pods, p=0.42",
-    "exit_code": 0,
-    "total": 3000,
-    "errors": 0,
-    "pods": [{"name": "articles-a", "requests": 1010, "share": 0.3367}],
-    "fortio": {
-        "qps": 812.5,
-        "errors": 0,
-        "total": 3000,
-        "latency_ms": {"p50": 9.1, "p90": 20.2, "p99": 41.0},
-    },
-}
+# What `verify --json` printed on a real cluster (the stack's loadDistribution there), and the
+# loadTest the stack exported from it (tests/loadgen/fixtures/, recorded at f0d1308).
+RECORDED = json.loads(
+    (ROOT / "tests" / "loadgen" / "fixtures" / "real-cluster-stack-outputs-dev-defaults.json")
+    .read_text()
+)
+REPORT = RECORDED["loadDistribution"]
 LOAD = LoadSettings(
     mode="job",
     pods=3,
@@ -105,14 +98,7 @@ def test_update_runs_baseline_then_load_then_check_and_parses_the_report(run_sni
     assert job.urn in check.dependencies, "the check must wait for the completed Job"
     assert check.inputs["stdin"] == '{"pods": {"articles-a": 17}}'
     assert run.outputs["loadDistribution"] == REPORT
-    assert run.outputs["loadTest"] == {
-        "qps": 812.5,
-        "p50_ms": 9.1,
-        "p90_ms": 20.2,
-        "p99_ms": 41.0,
-        "errors": 0,
-        "total": 3000,
-    }
+    assert run.outputs["loadTest"] == RECORDED["loadTest"]
     component = run.one("selfheal-lb:verification:LoadVerification")
     assert {snapshot.parent_urn, check.parent_urn} == {component.urn}
 

@@ -47,6 +47,8 @@ class Pod:
     uid: str = field(default_factory=lambda: f"uid-{next(_counter)}")
     cpu: str = "25m"
     memory: str = "48Mi"
+    metrics_stamp: str | None = None  # the metrics API's timestamp for this pod (default: now)
+    metrics_after: float = 0.0  # metrics-server lists the pod only this long after creation
     slot: int = 0  # which backend of its Deployment this pod stands for
     replaced: bool = False  # the fake ReplicaSet already made its successor
 
@@ -57,6 +59,11 @@ class Pod:
         if self.finish_after is not None and self.age() >= self.finish_after:
             return "Succeeded"
         return "Running" if self.age() >= self.ready_after else "Pending"
+
+    def ready_at(self) -> str:
+        """Wall-clock time the pod became (or becomes) Ready, as the API shows it."""
+        wall = time.time() - (time.monotonic() - self.created) + self.ready_after
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
 
     def ready(self) -> bool:
         return self.deleted_at is None and self.phase() == "Running" and self.finish_after is None
@@ -78,7 +85,12 @@ class Pod:
         ready = "True" if self.ready() or (self.deleted_at and phase == "Running") else "False"
         return {
             "metadata": meta,
-            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready}]},
+            "status": {
+                "phase": phase,
+                "conditions": [
+                    {"type": "Ready", "status": ready, "lastTransitionTime": self.ready_at()}
+                ],
+            },
         }
 
 
@@ -361,14 +373,16 @@ class FakeKube:
                 items = [
                     {
                         "metadata": {"name": p.name, "namespace": ns},
-                        "timestamp": _now_iso(),
+                        "timestamp": p.metrics_stamp or _now_iso(),
                         "window": "15s",
                         "containers": [
                             {"name": "app", "usage": {"cpu": p.cpu, "memory": p.memory}}
                         ],
                     }
                     for p in self.pods.values()
-                    if p.phase() == "Running" and matches(p.labels, query.get("labelSelector", ""))
+                    if p.phase() == "Running"
+                    and p.age() >= p.metrics_after
+                    and matches(p.labels, query.get("labelSelector", ""))
                 ]
             self._send(h, 200, {"kind": "PodMetricsList", "items": items})
             return

@@ -59,8 +59,7 @@ def stack_objects(namespace: str, overrides: Mapping[str, Any]) -> list[dict[str
     base = {
         "namespace": namespace,
         "imageRef": "selfheal-lb/articles:cluster-test",
-        "metricsServerEnabled": False,
-        "metricsServerPresent": True,  # the cluster's addon: the HPA exists
+        "metricsServerEnabled": "auto",  # the offline default: the cluster's addon, so an HPA
         "loadgenMode": "off",
         "verifyEnabled": False,
         "monitoring": "off",

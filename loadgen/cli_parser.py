@@ -1,0 +1,194 @@
+"""The argument parser of `python -m loadgen` (its commands and flags; cli.py runs them)."""
+
+from __future__ import annotations
+
+import argparse
+
+from loadgen.verdict import DEFAULT_ALPHA
+
+DEFAULT_TIMEOUT = 30.0
+DESCRIPTION = (
+    "verify, snapshot, top, drill, html. Exit codes: 0 ok (balanced, sticky, recovered), "
+    "1 failed verdict (imbalanced, not-sticky, not recovered), 2 could not verify; always a "
+    "one-line reason on stderr."
+)
+
+
+def _alpha(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 0.5:
+        raise argparse.ArgumentTypeError("alpha must be between 0 and 0.5")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _kube_args(p: argparse.ArgumentParser, selector_required: bool = True) -> None:
+    p.add_argument("--namespace", "-n", required=True)
+    p.add_argument(
+        "--selector",
+        "-l",
+        required=selector_required,
+        help="label selector of the app pods, e.g. app.kubernetes.io/name=articles",
+    )
+    p.add_argument("--context", default="", help="kubeconfig context (default: current)")
+    p.add_argument("--kubeconfig", default="", help="default: $KUBECONFIG or ~/.kube/config")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m loadgen", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("verify", help="is the load spread evenly across the pods?")
+    where = v.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="send the load to this URL and count X-Served-By")
+    where.add_argument(
+        "--in-cluster",
+        action="store_true",
+        help="read pod counters and fortio results through the Kubernetes API",
+    )
+    v.add_argument("--requests", type=_positive_int, default=1000)
+    v.add_argument("--concurrency", type=_positive_int, default=10)
+    ka = v.add_mutually_exclusive_group()
+    ka.add_argument(
+        "--keepalive",
+        dest="keepalive",
+        action="store_true",
+        default=None,
+        help="connections carry many requests (then connections are the tested unit); "
+        "default: off for --url, fortio's setting for --in-cluster",
+    )
+    ka.add_argument("--no-keepalive", dest="keepalive", action="store_false")
+    v.add_argument("--expect-pods", type=_positive_int, default=None)
+    v.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=DEFAULT_ALPHA,
+        help=f"significance of the uniformity test (default {DEFAULT_ALPHA})",
+    )
+    v.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        help="bound on the whole run, seconds",
+    )
+    v.add_argument("--request-timeout", type=_positive_float, default=5.0)
+    v.add_argument("--max-error-rate", type=float, default=0.05)
+    v.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    v.add_argument(
+        "--html",
+        default="",
+        metavar="FILE",
+        help="also write the report as a page: per-pod shares with the accepted band, "
+        "CPU/memory under load beside idle",
+    )
+    v.add_argument(
+        "--report-only",
+        action="store_true",
+        help="exit 0 on any verdict (balanced or imbalanced); 2 still means could not verify",
+    )
+    v.add_argument("--namespace", "-n")
+    v.add_argument("--selector", "-l")
+    v.add_argument("--context", default="")
+    v.add_argument("--kubeconfig", default="")
+    v.add_argument(
+        "--loadgen-selector",
+        default="",
+        help="label selector of the fortio pods whose JSON result to read",
+    )
+    v.add_argument(
+        "--baseline",
+        default="",
+        help="`snapshot` JSON taken before the load (file, or - for stdin); "
+        "without it counters count from zero",
+    )
+    v.add_argument(
+        "--connections",
+        type=_positive_int,
+        default=None,
+        help="total keep-alive connections of the load (fortio -c x pods), used "
+        "when fortio's own socket count is not available",
+    )
+    v.add_argument(
+        "--session-affinity",
+        choices=("None", "ClientIP"),
+        default="None",
+        help="the Service's sessionAffinity: ClientIP checks what sticky sessions promise "
+        "(each client served by one pod, clients spread as far as their number allows) "
+        "instead of a uniform split; in-cluster with --loadgen-selector, or --url (one client)",
+    )
+    v.add_argument(
+        "--window",
+        type=float,
+        default=0.0,
+        help="in-cluster without --baseline: snapshot, watch the running load for "
+        "this many seconds, and count the difference",
+    )
+
+    s = sub.add_parser("snapshot", help="print every app pod's served-request counter (JSON)")
+    _kube_args(s)
+    s.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT)
+    s.add_argument(
+        "--expect-ready",
+        type=int,
+        default=0,
+        help="first wait (within --timeout) until this many pods are Ready; exit 2 naming "
+        "the pods that are not, if they never are",
+    )
+    s.add_argument(
+        "--idle-wait",
+        type=float,
+        default=0.0,
+        help="wait up to this many seconds for metrics-server's first figure of each pod "
+        "(the idle baseline; new pods have none for 15-30 s)",
+    )
+
+    h = sub.add_parser(
+        "html", help="draw a verify report (JSON, e.g. the stack's output) as a page"
+    )
+    h.add_argument("report", help="the report JSON file, or - for stdin")
+    h.add_argument("--out", required=True, metavar="FILE")
+
+    t = sub.add_parser("top", help="per-pod CPU and memory from the metrics API")
+    _kube_args(t)
+    t.add_argument("--samples", type=_positive_int, default=1)
+    t.add_argument("--interval", type=_positive_float, default=5.0)
+    t.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT)
+    t.add_argument(
+        "--baseline",
+        default="",
+        help="`snapshot` JSON taken before the load: its idle CPU/memory per pod shown beside",
+    )
+    t.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("drill", help="delete pods under traffic and time the recovery")
+    _kube_args(d)
+    d.add_argument("--kill", type=_positive_int, default=1, help="pods to delete (default 1)")
+    d.add_argument("--url", default=None, help="send traffic here during the drill")
+    d.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=120.0,
+        help="seconds the Deployment gets to be fully ready again (default 120)",
+    )
+    d.add_argument(
+        "--grace-period",
+        type=int,
+        default=None,
+        help="deletion grace period, seconds (default: the pod's own)",
+    )
+    d.add_argument("--api-timeout", type=_positive_float, default=DEFAULT_TIMEOUT)
+    d.add_argument("--json", action="store_true")
+    return parser
