@@ -347,7 +347,10 @@ def _stand_up_and_verify(v1: Any, detected: MetricsApiState, ns: str) -> dict[st
 
     run = offline.run_program(
         dev_config(
-            namespace=ns, kubeContext=CONTEXT, serviceType="ClusterIP", loadgenImage=NODE_FORTIO_IMAGE
+            namespace=ns,
+            kubeContext=CONTEXT,
+            serviceType="ClusterIP",
+            loadgenImage=NODE_FORTIO_IMAGE,
         ),
         stack=ns,
         preview=True,
