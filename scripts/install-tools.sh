@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests drive on loopback: HAProxy (the load balancer in the
-# distribution tests), wrk (the benchmark's load generator) and fortio (pinned, from the
+# distribution tests), redis-server (the shared state store's tests), wrk (the benchmark's load generator) and fortio (pinned, from the
 # Go module proxy, into .tools/bin). Idempotent; run by `make tools` and so by `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,8 @@ need_apt=()
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)  # the PR-comment script's filter, tested for real
+# redis-server: the shared-store tests start their own on a free loopback port (never the service).
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "install-tools: missing ${need_apt[*]}; install them with your package manager (e.g. apt-get install ${need_apt[*]})" >&2

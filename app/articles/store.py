@@ -1,0 +1,154 @@
+"""Where view counters and sessions live: Redis when configured, else this pod's memory.
+
+With Redis every pod adds to the same counter with INCR (atomic in the server, so no
+read-modify-write can lose a view) and a visitor's session ("recently read") is a Redis list
+keyed by the session id in their cookie, so whichever pod answers the next request sees it.
+Every call is bounded by the configured timeout and never retried inside a request; after a
+failure the store is skipped for RETRY_AFTER_SECONDS so pages stay fast while it is down.
+A view that could not be confirmed is reported as failed (metrics), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .podcounter import PodCounters
+
+VIEWS_KEY = "articles:views:{}"
+SESSION_KEY = "articles:session:{}"
+RECENT = 5  # articles a session remembers
+SESSION_TTL_SECONDS = 1800  # idle time after which a session is forgotten
+RETRY_AFTER_SECONDS = 1.0
+# token_urlsafe(18): 24 characters of [A-Za-z0-9_-]; anything else in a cookie is ignored.
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{24}$")
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def valid_session_id(value: str | None) -> str | None:
+    return value if value and SESSION_ID.match(value) else None
+
+
+@dataclass(frozen=True)
+class Visit:
+    views: int | None  # the article's count (after this view); None = store unreachable
+    recent: tuple[int, ...] | None  # the session's articles, newest first; None = unavailable
+    new_session: str | None  # a session id to hand out in a cookie
+    recorded: bool  # this view was counted and the store confirmed it
+
+
+UNAVAILABLE = Visit(None, None, None, False)
+
+
+class Store(Protocol):
+    kind: str  # "redis" or "pod" (the metrics' store label)
+    shared: bool  # one counter for every pod
+    sessions: bool  # keeps server-side sessions
+
+    def visit(self, article_id: int, session_id: str | None, *, count: bool) -> Visit: ...
+
+    def stored_views(self) -> dict[int, int] | None: ...
+
+
+class RedisStore:
+    kind = "redis"
+    shared = True
+    sessions = True
+
+    def __init__(
+        self, url: str, password: str, timeout_ms: int, article_ids: Iterable[int]
+    ) -> None:
+        timeout = timeout_ms / 1000
+        self.article_ids = tuple(sorted(article_ids))
+        self.client = redis.Redis.from_url(
+            url,
+            password=password or None,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # redis-py retries 3 times by default: that would multiply the bound per request.
+            retry=Retry(NoBackoff(), 0),
+            client_name="articles",
+        )
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+
+    def _usable(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self) -> None:
+        with self._lock:
+            self._down_until = time.monotonic() + RETRY_AFTER_SECONDS
+
+    def visit(self, article_id: int, session_id: str | None, *, count: bool) -> Visit:
+        if not self._usable():
+            return UNAVAILABLE
+        new = None
+        if session_id is None and count:
+            session_id = new = new_session_id()
+        key = VIEWS_KEY.format(article_id)
+        # One round trip, applied atomically (MULTI/EXEC): the count and the session change.
+        pipe = self.client.pipeline(transaction=True)
+        if count:
+            pipe.incr(key)
+        else:
+            pipe.get(key)
+        if session_id is not None:
+            skey = SESSION_KEY.format(session_id)
+            if count:
+                pipe.lrem(skey, 0, article_id)
+                pipe.lpush(skey, article_id)
+                pipe.ltrim(skey, 0, RECENT - 1)
+                pipe.expire(skey, SESSION_TTL_SECONDS)
+            pipe.lrange(skey, 0, RECENT - 1)
+        try:
+            result = pipe.execute()
+        except (redis.RedisError, OSError):
+            self._failed()
+            return UNAVAILABLE
+        recent = tuple(int(x) for x in result[-1]) if session_id is not None else None
+        return Visit(int(result[0] or 0), recent, new, count)
+
+    def stored_views(self) -> dict[int, int] | None:
+        if not self._usable():
+            return None
+        try:
+            values = self.client.mget([VIEWS_KEY.format(a) for a in self.article_ids])
+        except (redis.RedisError, OSError):
+            self._failed()
+            return None
+        return {a: int(v or 0) for a, v in zip(self.article_ids, values, strict=True)}
+
+
+class PodStore:
+    """No shared store: counters per pod (shared by its workers), no sessions."""
+
+    kind = "pod"
+    shared = False
+    sessions = False
+
+    def __init__(self, counters: PodCounters, article_ids: Iterable[int]) -> None:
+        ids = sorted(article_ids)
+        if len(ids) > counters.slots:
+            raise ValueError(f"{len(ids)} articles: the per-pod counters hold {counters.slots}")
+        self.counters = counters
+        self.slots = {article_id: slot for slot, article_id in enumerate(ids)}
+
+    def visit(self, article_id: int, session_id: str | None, *, count: bool) -> Visit:
+        slot = self.slots[article_id]
+        views = self.counters.incr(slot) if count else self.counters.get(slot)
+        return Visit(views, None, None, count)
+
+    def stored_views(self) -> dict[int, int] | None:
+        return {a: self.counters.get(slot) for a, slot in self.slots.items()}
