@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadgen import fortio, kube, prom, report
+from loadgen import consistency, fortio, kube, prom, report
 from loadgen.kube import KubeClient, KubeError
 from loadgen.resources import Sampler
 from loadgen.verdict import decide
@@ -26,6 +26,7 @@ class Counters:
     uids: dict[str, str] = field(default_factory=dict)
     ready: dict[str, bool] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # each pod's /metrics, for consistency
 
 
 def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters:
@@ -41,6 +42,7 @@ def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters
         try:
             text = client.pod_proxy(namespace, name, APP_PORT, "/metrics")
             out.served[name] = prom.served_total(text)
+            out.texts[name] = text
         except (KubeError, prom.MetricsFormatError) as exc:
             out.unreadable[name] = str(exc)
     return out
@@ -68,6 +70,7 @@ def snapshot(client: KubeClient, namespace: str, selector: str) -> dict[str, Any
             for name in sorted(c.served)
         },
         "unreadable": c.unreadable,
+        "views": consistency.summarize(c.texts),
     }
 
 
@@ -272,4 +275,7 @@ def verify_in_cluster(
         **extra,
         "notes": notes + verdict.notes,
         "baseline_taken_at": (baseline or {}).get("taken_at"),
+        "consistency": consistency.check(
+            (baseline or {}).get("views"), consistency.summarize(after.texts), fortio_summary
+        ),
     }
