@@ -15,6 +15,7 @@ from components.loadgen import LoadGenerator, LoadGeneratorArgs
 from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.outputs import external_ip_note, skipped_report, url
 from components.settings import ConfigError, load_settings, present_config_keys
+from components.state_store import StateStore, StateStoreArgs
 from components.verification import LoadVerification, LoadVerificationArgs
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -57,6 +58,11 @@ metrics = (
     else None
 )
 
+# The app's pods mount the state store's Secret, which lives in the app's namespace: a deferred
+# output breaks that cycle, and the Deployment still waits for the Secret.
+store_secret, resolve_store_secret = (
+    pulumi.deferred_output() if s.state_store.enabled else (None, None)
+)
 app = ArticleApp(
     "app",
     ArticleAppArgs(
@@ -67,14 +73,31 @@ app = ArticleApp(
         image_ref=image.image_ref,
         pull_policy=s.image.pull_policy,
         instance=s.stack,
+        state_store_secret=store_secret,
     ),
     k8s_opts,
 )
 
+store = None
+if s.state_store.enabled and resolve_store_secret is not None:
+    store = StateStore(
+        "state-store",
+        StateStoreArgs(
+            settings=s.state_store,
+            namespace=app.namespace_name,
+            instance=s.stack,
+            app_pod_labels=app.selector_labels,
+            network_policy=s.app.network_policy,
+            password=config.get_secret("stateStorePassword"),
+        ),
+        k8s_opts,
+    )
+    resolve_store_secret(store.secret_name)
+
 verification = None
 if s.verify.enabled:
     # Re-run the check, and with it the load, when the app or the load changes.
-    triggers = [image.image_ref, s.app.replicas, repr(s.load)]
+    triggers = [image.image_ref, s.app.replicas, repr(s.load), s.state_store.kind]
     verification = LoadVerification(
         "verification",
         LoadVerificationArgs(
@@ -87,7 +110,9 @@ if s.verify.enabled:
             triggers=triggers,
         ),
         # The baseline is read once the app's pods are ready (and metrics-server serves).
-        pulumi.ResourceOptions(depends_on=[app] + ([metrics] if metrics else [])),
+        pulumi.ResourceOptions(
+            depends_on=[app] + ([metrics] if metrics else []) + ([store] if store else [])
+        ),
     )
 
 load = None
