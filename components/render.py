@@ -57,8 +57,10 @@ def dump(doc: Any) -> str:
 
 def _plain(value: Any) -> Any:
     """Mock inputs as plain YAML data: secrets redacted, values unknown in a preview marked."""
-    if offline.secret_value(value)[0]:
-        return REDACTED
+    secret, plaintext = offline.secret_value(value)
+    if secret:
+        # A secret mapping (a Secret's stringData) keeps its keys, so the object stays valid.
+        return {k: REDACTED for k in plaintext} if isinstance(plaintext, dict) else REDACTED
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
