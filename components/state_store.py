@@ -44,9 +44,9 @@ PORT = 6379
 PORT_NAME = "redis"
 SECRET_NAME = "articles-state-store"
 CONFIG_NAME = "redis-config"
-# The official image's redis user; any non-root id works for a Debian-built image (only /data
-# is written, and fsGroup makes it writable).
-RUN_AS_ID = 999
+# Any non-root id works for Redis (it needs no passwd entry; only /data is written and fsGroup
+# makes it writable); above 10000 so it never maps onto a host account (checkov CKV_K8S_40).
+RUN_AS_ID = 10999
 CONFIG_DIR = "/usr/local/etc/redis"
 SECRET_DIR = "/run/secrets/redis"
 DATA_DIR = "/data"

@@ -196,3 +196,23 @@ def test_bad_store_config_is_one_line(overrides: dict, message: str) -> None:
     with pytest.raises(ProgramFailed) as failed:
         program(**overrides)
     assert len(failed.value.errors) == 1 and message in failed.value.errors[0]
+
+
+CHECKOV = ROOT / ".venv-scan" / "bin" / "checkov"
+
+
+@pytest.mark.skipif(not CHECKOV.exists(), reason="checkov not installed yet: run `make scan`")
+def test_checkov_finds_nothing_in_the_stack_with_redis(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    for obj in render.k8s_objects(run):
+        (tmp_path / render.file_name(obj)).write_text(render.dump(obj))
+    assert (tmp_path / "deployment-selfheal-lb-dev-redis.yaml").exists()
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "scan.sh"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
