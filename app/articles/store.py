@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 from redis.backoff import NoBackoff
@@ -84,19 +84,35 @@ class RedisStore:
     ) -> None:
         timeout = timeout_ms / 1000
         self.article_ids = tuple(sorted(article_ids))
-        self.client = redis.Redis.from_url(
-            url,
-            password=password or None,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
+        self._options = {
+            "url": url,
+            "password": password or None,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
             # redis-py retries 3 times by default: that would multiply the bound per request.
-            retry=Retry(NoBackoff(), 0),
-            client_name="articles",
-        )
-        # EVALSHA of a script the client loads once (again after a Redis restart).
-        self._record = self.client.register_script(RECORD_VIEW)
+            "retry": Retry(NoBackoff(), 0),
+            "client_name": "articles",
+            # One connection per thread, held: no pool to lock and check (the pool's get and
+            # release, with their fork checks, cost as much as the rest of the request).
+            "single_connection_client": True,
+        }
+        self._local = threading.local()
         self._down_until = 0.0
         self._lock = threading.Lock()
+
+    @property
+    def client(self) -> redis.Redis:
+        """This thread's client (connects on first use, reconnects after an error)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = redis.Redis.from_url(**self._options)
+            # EVALSHA of a script the client loads once (again after a Redis restart).
+            self._local.record = client.register_script(RECORD_VIEW)
+        return client
+
+    def _script(self) -> Any:
+        self.client  # noqa: B018 (makes this thread's client and its script)
+        return self._local.record
 
     def _usable(self) -> bool:
         return time.monotonic() >= self._down_until
@@ -116,9 +132,8 @@ class RedisStore:
         try:
             if count:
                 # One round trip, applied atomically by the server: the count and the session.
-                reply = self._record(
-                    keys=[key, skey], args=[article_id, RECENT, SESSION_TTL_SECONDS]
-                )
+                record = self._script()
+                reply = record(keys=[key, skey], args=[article_id, RECENT, SESSION_TTL_SECONDS])
                 views, recent = reply[0], reply[1]
             else:
                 pipe = self.client.pipeline(transaction=False)
