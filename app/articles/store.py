@@ -114,6 +114,20 @@ class RedisStore:
         self.client  # noqa: B018 (makes this thread's client and its script)
         return self._local.record
 
+    def _drop_closed_connection(self) -> None:
+        """The held connection, if the server closed it (Redis restarted, idle timeout), is
+        dropped before use, so the view goes out on a new one instead of failing. The same
+        poll redis-py's pool makes when it hands out a connection; sending first and retrying
+        after an error could count one view twice."""
+        conn = self.client.connection
+        if conn is None or getattr(conn, "_sock", None) is None:
+            return  # not connected yet: the command connects
+        try:
+            if conn.can_read(timeout=0):
+                conn.disconnect()  # unread data on an idle connection: never reuse it
+        except (redis.ConnectionError, OSError):
+            conn.disconnect()
+
     def _usable(self) -> bool:
         return time.monotonic() >= self._down_until
 
@@ -130,6 +144,7 @@ class RedisStore:
         key = VIEWS_KEY.format(article_id)
         skey = SESSION_KEY.format(session_id) if session_id is not None else None
         try:
+            self._drop_closed_connection()
             if count:
                 # One round trip, applied atomically by the server: the count and the session.
                 record = self._script()
@@ -152,6 +167,7 @@ class RedisStore:
         if not self._usable():
             return None
         try:
+            self._drop_closed_connection()
             values = self.client.mget([VIEWS_KEY.format(a) for a in self.article_ids])
         except (redis.RedisError, OSError):
             self._failed()

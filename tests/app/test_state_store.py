@@ -139,6 +139,17 @@ def test_store_down_pages_still_served_and_failures_reported_then_recovery(  # t
     assert _sample(metrics, "articles_views_stored", article="1") == 2
 
 
+def test_a_redis_restart_between_requests_costs_no_view(redis) -> None:  # type: ignore[no-untyped-def]
+    """The app holds its connection: one the restarted server closed is replaced before use."""
+    c = _pod("pod-a", redis)
+    assert _views(c.get("/article/3").text).startswith("Views: 1 ")
+    redis.kill()
+    redis.start()  # nobody asked while it was down
+    page = c.get("/article/3")
+    assert _views(page.text).startswith("Views: 2 "), "counted on a new connection"
+    assert _sample(c.get("/metrics").text, "articles_views_total", outcome="failed") == 0
+
+
 def test_wrong_password_is_an_unavailable_store_not_an_error(redis) -> None:  # type: ignore[no-untyped-def]
     c = _pod("pod-a", None, REDIS_URL=redis.url, REDIS_PASSWORD="wrong")
     page = c.get("/article/2")
