@@ -112,6 +112,7 @@ if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
   SERVER_PID=$!
   wait_ready "$port"
   run_load redis "$port"
+  sleep 1  # requests still in flight when wrk stopped finish (and are logged) before the stop
   stop_server
   views="$(REDISCLI_AUTH=bench redis-cli -p "$rport" get "articles:views:${URL_PATH##*[!0-9]}" 2>/dev/null || true)"
   echo "bench: redis holds ${views:-?} views of $URL_PATH for $(grep -c '"path": "'"$URL_PATH"'"' "$WORK/redis.log") requests the server logged"
