@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests drive on loopback: HAProxy (the load balancer in the
-# distribution tests), redis-server (the shared state store's tests), wrk (the benchmark's load generator) and fortio (pinned, from the
-# Go module proxy, into .tools/bin). Idempotent; run by `make tools` and so by `make test`.
+# distribution tests), redis-server (the shared state store's tests), wrk (the benchmark's load
+# generator) and fortio (pinned, from the Go module proxy, into .tools/bin). Idempotent; run by
+# `make tools` and so by `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
