@@ -105,6 +105,18 @@ def test_the_secret_is_generated_secret_and_points_at_the_service(run) -> None: 
     assert data["password"] not in str(rendered)
 
 
+def test_the_secret_can_be_rendered_for_applying(run) -> None:  # type: ignore[no-untyped-def]
+    """What an executor without the engine (make e2e) applies: the values, not the redaction."""
+    obj = render.k8s_object(run.named("state-store-secret"), reveal_secrets=True)
+    assert obj is not None
+    _, data = secret_value(run.named("state-store-secret").inputs["stringData"])
+    assert obj["stringData"] == data
+    assert (
+        render.k8s_object(run.named("state-store-secret"))["stringData"]["password"]
+        != (data["password"])
+    )
+
+
 def test_a_configured_password_is_used_and_nothing_is_generated() -> None:
     run = program(stateStorePassword="chosen-by-the-operator")
     assert not run.of_type("random:index/randomPassword:RandomPassword")
