@@ -107,6 +107,22 @@ def test_a_forged_cookie_is_not_used_as_a_session_key(redis) -> None:  # type: i
     assert not redis.client().keys("articles:session:..*")
 
 
+def test_an_unknown_session_id_is_replaced_not_adopted(redis) -> None:  # type: ignore[no-untyped-def]
+    """Session fixation: a well-formed id nobody was given must not become a session."""
+    c = _pod("pod-a", redis)
+    chosen = "A" * 24
+    c.set_cookie("sid", chosen)
+    page = c.get("/article/2")
+    assert page.status_code == 200
+    issued = page.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    assert issued != chosen
+    assert redis.client().exists(f"articles:session:{chosen}") == 0
+    assert [int(x) for x in redis.client().lrange(f"articles:session:{issued}", 0, -1)] == [2]
+    again = c.get("/article/1")  # the client now sends the issued id: it is kept
+    assert "Set-Cookie" not in again.headers
+    assert "Spreading the load" in _recent(again.text)
+
+
 def test_head_neither_counts_nor_opens_a_session(redis) -> None:  # type: ignore[no-untyped-def]
     c = _pod("pod-a", redis)
     assert c.head("/article/3").status_code == 200
