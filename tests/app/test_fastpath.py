@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from appsettings import make_settings
 from articles import create_app
 from articles.fastpath import FastPages
 from articles.observability import ObservabilityMiddleware
 from articles.store import Visit
-from conftest import make_settings
 
 
 class FixedStore:

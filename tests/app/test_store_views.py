@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from appsettings import make_settings
 from articles import create_app
 from articles.podcounter import PodCounters
 from articles.store import RETRY_AFTER_SECONDS, PodStore
-from conftest import make_settings
 from redisproc import RedisServer, redis_server
 
 VIEWS = re.compile(r'class="views">(.*?)</p>')
