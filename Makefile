@@ -12,7 +12,7 @@ export PULUMI_CONFIG_PASSPHRASE ?= selfheal-lb-dev
 # The verification command and pulumi itself run with the project's virtualenv first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help venv tools lint test render up preview reverify destroy bench policy-venv scan cluster cluster-down e2e
+.PHONY: help venv tools lint test render up preview reverify destroy bench policy-venv scan cluster cluster-down e2e redis-image
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ destroy: venv ## pulumi destroy: remove everything the stack created
 
 bench: venv tools ## production server vs naive baseline under the same load
 	PY=$(PY) ./scripts/bench.sh
+
+redis-image: ## build the Redis image from Debian's redis-server (no registry); prints its name
+	./scripts/redis-image.sh
 
 # loadgen by hand against the deployed stack (loadgen/README.md); the namespace comes from the
 # stack's outputs. `make drill LG_KILL=2`, `make verify-url` (needs the Service reachable,

@@ -25,8 +25,10 @@ from components.quota import (
     check_fits,
     namespace_need,
     quota_hard,
+    single_pod_shape,
 )
 from components.settings import ConfigError, load_settings, present_config_keys
+from components.state_store import StateStore, StateStoreArgs
 from components.verification import LoadVerification, LoadVerificationArgs
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -60,9 +62,10 @@ if plan.error:
 for warning in plan.warnings:
     pulumi.log.warn(warning)
 
-# Pods other components add to the namespace go here, so the quota holds them too; for the
-# optional Redis: single_pod_shape("redis", <its cpu>, <its memory>) (components/quota.py).
+# Pods other components add to the namespace, so the quota holds them too: the optional Redis.
 extra_pods: list[PodShape] = []
+if s.state_store.enabled:
+    extra_pods.append(single_pod_shape("redis", s.state_store.cpu, s.state_store.memory))
 quota_need = namespace_need(s, extra_pods, metrics_available=plan.metrics_available)
 if s.quota.enabled:
     try:
@@ -128,6 +131,11 @@ def quota_for(namespace: pulumi.Output[str]) -> list[pulumi.Resource]:
     return [quota]
 
 
+# The app's pods mount the state store's Secret, which lives in the app's namespace: a deferred
+# output breaks that cycle, and the Deployment still waits for the Secret.
+store_secret, resolve_store_secret = (
+    pulumi.deferred_output() if s.state_store.enabled else (None, None)
+)
 app = ArticleApp(
     "app",
     ArticleAppArgs(
@@ -140,6 +148,7 @@ app = ArticleApp(
         instance=s.stack,
         pod_annotations=scrape_annotations(monitoring_mode.mode),
         before_pods=quota_for,
+        state_store_secret=store_secret,
     ),
     k8s_opts,
 )
@@ -159,6 +168,22 @@ if monitoring_mode.mode != "off":
         k8s_opts,
     )
 
+store = None
+if s.state_store.enabled and resolve_store_secret is not None:
+    store = StateStore(
+        "state-store",
+        StateStoreArgs(
+            settings=s.state_store,
+            namespace=app.namespace_name,
+            instance=s.stack,
+            app_pod_labels=app.selector_labels,
+            network_policy=s.app.network_policy,
+            password=config.get_secret("stateStorePassword"),
+        ),
+        k8s_opts,
+    )
+    resolve_store_secret(store.secret_name)
+
 verification = None
 if s.verify.enabled:
     # Any config change, or a new image, re-runs the baseline, and with it the load and the
@@ -177,7 +202,9 @@ if s.verify.enabled:
             triggers=triggers,
         ),
         # The baseline is read once the app's pods are ready (and metrics-server serves).
-        pulumi.ResourceOptions(depends_on=[app] + ([metrics] if metrics else [])),
+        pulumi.ResourceOptions(
+            depends_on=[app] + ([metrics] if metrics else []) + ([store] if store else [])
+        ),
     )
 
 load = None

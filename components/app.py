@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 from components import labels
 from components.pod_security import container_security_context, pod_security_context
 from components.settings import AppSettings, AutoscalingSettings
+from components.state_store import APP_SECRET_DIR
 
 TYPE_TOKEN = "selfheal-lb:app:ArticleApp"
 
@@ -55,6 +56,8 @@ class ArticleAppArgs:
     # Called with the namespace's name once it is declared; the pods wait for what it returns
     # (the namespace's ResourceQuota and LimitRange, components/quota).
     before_pods: Callable[[pulumi.Output[str]], Sequence[pulumi.Resource]] | None = None
+    # The StateStore's Secret (address, password) mounted as files; None = no shared store.
+    state_store_secret: pulumi.Input[str] | None = None
 
 
 def hpa_manages_replicas(args: ArticleAppArgs) -> bool:
@@ -277,6 +280,8 @@ class ArticleApp(pulumi.ComponentResource):
     def _deployment_spec(self, args: ArticleAppArgs) -> dict[str, Any]:
         s = args.settings
         r = s.resources
+        # The app's only writable directory (read-only root filesystem).
+        volumes: list[dict[str, Any]] = [{"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}]
         container: dict[str, Any] = {
             "name": CONTAINER_NAME,
             "image": args.image_ref,
@@ -304,6 +309,8 @@ class ArticleApp(pulumi.ComponentResource):
             "security_context": container_security_context(RUN_AS_ID),
             "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
         }
+        if args.state_store_secret is not None:
+            _mount_state_store(container, volumes, args.state_store_secret)
         if s.drain_seconds > 0:
             # preStop drain: endpoint removal reaches every kube-proxy/LB a moment after the
             # pod starts terminating; the app keeps serving meanwhile and gets SIGTERM only
@@ -344,8 +351,7 @@ class ArticleApp(pulumi.ComponentResource):
                         }
                     ],
                     "containers": [container],
-                    # The app's only writable directory (read-only root filesystem).
-                    "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
+                    "volumes": volumes,
                 },
             },
         }
@@ -404,6 +410,30 @@ class ArticleApp(pulumi.ComponentResource):
             opts=child,
         )
         return [default_deny, allow_http]
+
+
+def _mount_state_store(
+    container: dict[str, Any], volumes: list[dict[str, Any]], secret: pulumi.Input[str]
+) -> None:
+    """The shared store's address and password as files (not env: no secret in the pod spec or
+    the process environment); the app reads REDIS_URL_FILE and REDIS_PASSWORD_FILE."""
+    container["env"] += [
+        {"name": "REDIS_URL_FILE", "value": f"{APP_SECRET_DIR}/url"},
+        {"name": "REDIS_PASSWORD_FILE", "value": f"{APP_SECRET_DIR}/password"},
+    ]
+    container["volume_mounts"].append(
+        {"name": "state-store", "mount_path": APP_SECRET_DIR, "read_only": True}
+    )
+    volumes.append(
+        {
+            "name": "state-store",
+            "secret": {
+                "secret_name": secret,
+                "items": [{"key": "url", "path": "url"}, {"key": "password", "path": "password"}],
+                "default_mode": 0o440,  # group-readable: fsGroup is the app's group
+            },
+        }
+    )
 
 
 def _field_env(name: str, field_path: str) -> dict[str, Any]:

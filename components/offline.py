@@ -192,13 +192,18 @@ def realistic_outputs(rec: RecordedResource, *, preview: bool) -> dict[str, Any]
     """What the real providers add to a resource's inputs, as far as the program reads it.
 
     Kubernetes objects without metadata.name get `<name>-<suffix>` (auto-naming), docker
-    images report a digest, and commands print nothing during a preview (their stdout is
-    unknown there) — leaving stdout out makes the SDK treat it as unknown, as the engine does.
+    images report a digest, random passwords a stand-in value, and commands print nothing
+    during a preview (their stdout is unknown there) — leaving stdout out makes the SDK treat
+    it as unknown, as the engine does.
     """
     if rec.type.startswith("kubernetes:") and rec.custom and "metadata" in rec.inputs:
         metadata = dict(rec.inputs.get("metadata") or {})
         metadata.setdefault("name", f"{rec.name}-{fake_suffix(rec.urn)}")
         return {"metadata": metadata}
+    if rec.type == "random:index/randomPassword:RandomPassword":
+        # A stand-in of the requested length (the real one is random, and secret).
+        length = int(rec.inputs.get("length") or 16)
+        return {"result": hashlib.sha256(rec.urn.encode()).hexdigest()[:length]}
     if rec.type == "docker:index/image:Image":
         digest = hashlib.sha256(rec.urn.encode()).hexdigest()
         return {"repoDigest": f"{rec.inputs.get('imageName', '').split(':')[0]}@sha256:{digest}"}

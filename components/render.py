@@ -73,14 +73,19 @@ def dump(doc: Any) -> str:
     return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
-def _plain(value: Any) -> Any:
-    """Mock inputs as plain YAML data: secrets redacted, values unknown in a preview marked."""
-    if offline.secret_value(value)[0]:
-        return REDACTED
+def _plain(value: Any, reveal: bool = False) -> Any:
+    """Mock inputs as plain YAML data: secrets redacted (unless `reveal`), values unknown in a
+    preview marked."""
+    secret, plaintext = offline.secret_value(value)
+    if secret and reveal:
+        return _plain(plaintext, reveal)
+    if secret:
+        # A secret mapping (a Secret's stringData) keeps its keys, so the object stays valid.
+        return {k: REDACTED for k in plaintext} if isinstance(plaintext, dict) else REDACTED
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, reveal) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_plain(v, reveal) for v in value]
     if offline.is_unknown(value):
         return "<computed>"
     if isinstance(value, float) and value.is_integer():
@@ -88,11 +93,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def k8s_object(rec: offline.RecordedResource) -> dict[str, Any] | None:
-    """The Kubernetes object a recorded resource declares, as the provider would send it."""
+def k8s_object(
+    rec: offline.RecordedResource, *, reveal_secrets: bool = False
+) -> dict[str, Any] | None:
+    """The Kubernetes object a recorded resource declares, as the provider would send it.
+
+    Secret values are redacted unless `reveal_secrets` (for applying the object, e.g. the
+    state store's Secret in make e2e; never for files written to disk)."""
     if not (rec.custom and rec.type.startswith(K8S_PREFIX)) or "kind" not in rec.inputs:
         return None
-    obj = _plain(rec.inputs)
+    obj = _plain(rec.inputs, reveal_secrets)
     metadata = dict(obj.get("metadata") or {})
     # Auto-named objects get their name from the provider: use the same stand-in the
     # program saw.

@@ -31,6 +31,7 @@ MetricsServerMode = Literal["auto", "true", "false"]
 # "auto" is resolved by components/operator_probe.py before any resource is registered.
 MonitoringMode = Literal["auto", "podMonitor", "serviceMonitor", "annotations", "off"]
 MONITORING_MODES = ("auto", "podMonitor", "serviceMonitor", "annotations", "off")
+StateStoreKind = Literal["none", "redis"]
 
 
 class ConfigError(pulumi.RunError, ValueError):
@@ -142,6 +143,19 @@ class QuotaSettings:
 
 
 @dataclass(frozen=True)
+class StateStoreSettings:
+    kind: StateStoreKind  # "none": counters per pod, no sessions; "redis": one shared store
+    image: str  # pinned Redis image (official, a mirror's copy or built from components/redis/)
+    cpu: str  # request = limit (Guaranteed QoS: the store is the last pod to be evicted)
+    memory: str  # request = limit; Redis' maxmemory is a share of it
+    password_set: bool  # the secret stateStorePassword is set; otherwise one is generated
+
+    @property
+    def enabled(self) -> bool:
+        return self.kind != "none"
+
+
+@dataclass(frozen=True)
 class Settings:
     project: str
     stack: str
@@ -154,6 +168,7 @@ class Settings:
     verify: VerifySettings
     monitoring: MonitoringSettings
     quota: QuotaSettings
+    state_store: StateStoreSettings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,10 +259,14 @@ CONFIG_SPEC: dict[str, tuple[str, ConfigValue]] = {
     "quotaMaxCpu": ("string", ""),
     "quotaMaxMemory": ("string", ""),
     "quotaDrillPods": ("integer", 1),
+    "stateStore": ("string", "none"),
+    "stateStoreImage": ("string", "redis:7.4.2-bookworm"),
+    "stateStoreCpu": ("string", "250m"),
+    "stateStoreMemory": ("string", "128Mi"),
 }
 # A secret cannot carry a default in Pulumi.yaml, and a declared key without a default is
 # required of every stack, so this one is read here but deliberately not declared there.
-SECRET_KEYS = ("imageRegistryPassword",)
+SECRET_KEYS = ("imageRegistryPassword", "stateStorePassword")
 # Keys this project no longer has, with what replaces them (one line instead of "unknown key").
 RETIRED_KEYS = {
     "metricsServerPresent": (
@@ -656,6 +675,37 @@ def _check_load_verifies(
     )
 
 
+def _state_store(r: _Reader, password_set: bool) -> StateStoreSettings:
+    kind = r.string("stateStore", choices=("none", "redis"))
+    image = r.string("stateStoreImage").strip()
+    _check_image_ref(r, image, "stateStoreImage")
+    cpu = r.string("stateStoreCpu").strip()
+    millis = _cpu_millis(cpu)
+    if millis is None or millis < 10:
+        r.fail("stateStoreCpu", cpu, "must be a Kubernetes CPU quantity of at least 10m, e.g. 250m")
+    memory = r.string("stateStoreMemory").strip()
+    amount = _memory_bytes(memory)
+    if amount is None or amount < 32 * 2**20:
+        r.fail(
+            "stateStoreMemory", memory, "must be a Kubernetes quantity of at least 32Mi, e.g. 128Mi"
+        )
+    return StateStoreSettings(
+        kind=kind,  # type: ignore[arg-type]
+        image=image,
+        cpu=cpu,
+        memory=memory,
+        password_set=password_set,
+    )
+
+
+def memory_bytes(quantity: str) -> int:
+    """A validated Kubernetes memory quantity in bytes (for Redis' maxmemory)."""
+    amount = _memory_bytes(quantity)
+    if amount is None:
+        raise ValueError(f"not a memory quantity: {quantity}")
+    return int(amount)
+
+
 def _reject_unknown_keys(r: _Reader, present: Iterable[str], project: str) -> None:
     known = set(CONFIG_SPEC) | set(SECRET_KEYS)
     for full in sorted(present):
@@ -705,6 +755,7 @@ def load_settings(
     monitoring = _monitoring(r, cluster.namespace)
     quota = _quota(r)
     _check_load_verifies(r, app, load, verify)
+    state_store = _state_store(r, config.get_secret("stateStorePassword") is not None)
     return Settings(
         project=project,
         stack=stack,
@@ -717,4 +768,5 @@ def load_settings(
         verify=verify,
         monitoring=monitoring,
         quota=quota,
+        state_store=state_store,
     )

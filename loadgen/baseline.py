@@ -27,6 +27,7 @@ class Counters:
     terminating: set[str] = field(default_factory=set)
     # When each pod last became Ready (the Ready condition's lastTransitionTime, ISO UTC).
     ready_since: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # each pod's /metrics, for consistency
 
 
 def load_baseline(source: str) -> dict[str, Any]:

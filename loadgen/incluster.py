@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from loadgen import fortio, kube, membership, prom, report
+from loadgen import consistency, fortio, kube, membership, prom, report
 from loadgen.affinity import decide_sticky
 from loadgen.baseline import (
     SNAPSHOT_KIND,
@@ -44,6 +44,7 @@ def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters
         try:
             text = client.pod_proxy(namespace, name, APP_PORT, "/metrics")
             out.served[name] = prom.served_total(text)
+            out.texts[name] = text
         except (KubeError, prom.MetricsFormatError) as exc:
             out.unreadable[name] = str(exc)
     return out
@@ -100,6 +101,7 @@ def snapshot(
         "not_running": c.not_running,
         "ready_wait": waited,
         "resources_idle": sampler.summary("idle, before the load"),
+        "views": consistency.summarize(c.texts),
     }
 
 
@@ -327,4 +329,7 @@ def _in_cluster_report(
         **extra,
         "notes": notes + verdict.notes,
         "baseline_taken_at": (baseline or {}).get("taken_at"),
+        "consistency": consistency.check(
+            (baseline or {}).get("views"), consistency.summarize(after.texts), extra.get("fortio")
+        ),
     }

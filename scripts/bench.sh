@@ -5,6 +5,10 @@
 #   production: cd app && python -m articles   (granian, cached pages, metrics, JSON log)
 #   baseline:   plain Flask rendering the article template per request, gunicorn sync
 #               workers, one per core (app/bench/baseline.py)
+#   redis:      the production server with the shared store on: a real redis-server on
+#               loopback (append-only file, fsync every second, as the StateStore runs it);
+#               every request is one MULTI/EXEC (INCR + the new visitor's session), since wrk
+#               sends no cookies. Skipped when redis-server is not installed.
 # Knobs: BENCH_SECONDS (default 15), BENCH_CONNECTIONS (100), BENCH_PATH (/article/1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +24,11 @@ command -v wrk >/dev/null || { echo "bench: wrk is missing (make tools installs 
   || { echo "bench: gunicorn/granian missing in $PY (make venv)" >&2; exit 1; }
 
 SERVER_PID=""
+REDIS_PID=""
+stop_redis() {
+  if [ -n "$REDIS_PID" ]; then kill -TERM "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
+  REDIS_PID=""
+}
 stop_server() {
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -INT "$SERVER_PID" 2>/dev/null || true   # both servers stop at once on SIGINT
@@ -29,7 +38,7 @@ stop_server() {
   fi
   SERVER_PID=""
 }
-trap 'stop_server; rm -rf "$WORK"' EXIT
+trap 'stop_server; stop_redis; rm -rf "$WORK"' EXIT
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -83,6 +92,36 @@ stop_server
 # One JSON line per request was written throughout: show that the log was real.
 echo "bench: production wrote $(wc -l <"$WORK/production.log") JSON log lines"
 
+NAMES=(production)
+if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+  rport="$(free_port)"
+  mkdir "$WORK/redis"
+  redis-server --port "$rport" --bind 127.0.0.1 --dir "$WORK/redis" --requirepass bench \
+    --save "" --appendonly yes --appendfsync everysec --daemonize no \
+    --logfile "$WORK/redis/redis.log" &
+  REDIS_PID=$!
+  for _ in $(seq 1 100); do
+    [ "$(REDISCLI_AUTH=bench redis-cli -p "$rport" ping 2>/dev/null)" = PONG ] && break
+    sleep 0.1
+  done
+  port="$(free_port)"
+  echo "bench: production server with the Redis store (redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on :$rport) on :$port"
+  (cd app && HOST=127.0.0.1 PORT="$port" POD_NAME=bench DRAIN_SECONDS=0 \
+     REDIS_URL="redis://127.0.0.1:$rport/0" REDIS_PASSWORD=bench \
+     exec "../$PY" -m articles >"$WORK/redis.log" 2>"$WORK/redis.err") &
+  SERVER_PID=$!
+  wait_ready "$port"
+  run_load redis "$port"
+  sleep 1  # requests still in flight when wrk stopped finish (and are logged) before the stop
+  stop_server
+  views="$(REDISCLI_AUTH=bench redis-cli -p "$rport" get "articles:views:${URL_PATH##*[!0-9]}" 2>/dev/null || true)"
+  echo "bench: redis holds ${views:-?} views of $URL_PATH for $(grep -c '"path": "'"$URL_PATH"'"' "$WORK/redis.log") requests the server logged"
+  stop_redis
+  NAMES+=(redis)
+else
+  echo "bench: redis-server not installed: the shared-store run is skipped (make tools installs it)"
+fi
+
 port="$(free_port)"
 echo "bench: baseline (Flask, gunicorn sync x$CORES, template rendered per request) on :$port"
 (cd app && POD_NAME=bench PYTHONPATH="$PWD" exec "../$PY" -m gunicorn --chdir bench -k sync \
@@ -94,7 +133,7 @@ run_load baseline "$port"
 stop_server
 
 printf '\n%-11s %12s %10s %10s %8s\n' server "requests/s" "p50 ms" "p99 ms" errors
-for name in production baseline; do
+for name in "${NAMES[@]}" baseline; do
   printf '%-11s %12s %10s %10s %8s\n' "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" "${ERRS[$name]}"
 done
 ratio="$(awk -v a="${RPS[production]}" -v b="${RPS[baseline]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
@@ -104,3 +143,8 @@ echo "production p99: ${P99[production]} ms (target <= 30 ms)"
 met="$(awk -v r="$ratio" -v p="${P99[production]}" -v e="${ERRS[production]}" \
   'BEGIN { print (r >= 2 && p <= 30 && e == 0) ? "yes" : "no" }')"
 echo "targets met: $met"
+if [ -n "${RPS[redis]:-}" ]; then
+  share="$(awk -v a="${RPS[redis]}" -v b="${RPS[production]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+  echo "with the Redis store: ${share} of the production throughput (target >= 0.50), p99 ${P99[redis]} ms, errors ${ERRS[redis]}"
+  awk -v s="$share" -v e="${ERRS[redis]}" 'BEGIN { print "store target met: " ((s >= 0.5 && e == 0) ? "yes" : "no") }'
+fi

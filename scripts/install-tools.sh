@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests drive on loopback: HAProxy (the load balancer in the
 # distribution tests), wrk (the benchmark's load generator), Prometheus (tests/monitoring scrapes
-# real app processes with it), Chromium (renders the HTML report) and fortio (pinned, from the
-# Go module proxy, into .tools/bin). Idempotent; run by `make tools` and so by `make test`.
+# real app processes with it), Chromium (renders the HTML report), redis-server (the shared state
+# store's tests) and fortio (pinned, from the Go module proxy, into .tools/bin). Idempotent; run
+# by `make tools` and so by `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,8 @@ command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)  # the PR-comment script's filter, tested for real
 # Headless Chromium renders `loadgen verify --html` pages in tests/loadgen/test_loadgen_html.py.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# redis-server: the shared-store tests start their own on a free loopback port (never the service).
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "install-tools: missing ${need_apt[*]}; install them with your package manager (e.g. apt-get install ${need_apt[*]})" >&2

@@ -13,11 +13,14 @@ from .fastpath import FastPages, cached_pages
 from .lifecycle import DRAIN
 from .observability import ROUTE_KEY, Metrics, ObservabilityMiddleware
 from .pages import PageCache
+from .podcounter import POD_COUNTERS
+from .store import PodStore, RedisStore, Store
+from .visits import ArticlePages
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask("articles")
-    app.config.from_mapping(SETTINGS=None, DRAIN_FLAG=DRAIN, ARTICLES=None)
+    app.config.from_mapping(SETTINGS=None, DRAIN_FLAG=DRAIN, ARTICLES=None, STORE=None)
     if test_config:
         app.config.from_mapping(test_config)
     settings: Settings = app.config["SETTINGS"] or Settings.from_env()
@@ -43,10 +46,26 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["articles.pages"] = pages
     metrics = Metrics(settings.pod_name)
     app.extensions["articles.metrics"] = metrics
+    store: Store = app.config["STORE"] or make_store(settings, app.config["ARTICLES"])
+    app.extensions["articles.store"] = store
+    metrics.attach_store(store)
+    article_pages = ArticlePages(
+        pages.articles, app.config["ARTICLES"], store, metrics, settings.pod_name
+    )
+    app.extensions["articles.article_pages"] = article_pages
     app.wsgi_app = ObservabilityMiddleware(  # type: ignore[method-assign]
-        FastPages(app.wsgi_app, cached_pages(app, pages)),
+        FastPages(app.wsgi_app, cached_pages(app, pages), article_pages),
         metrics,
         settings.pod_name,
         app.config["DRAIN_FLAG"],
     )
     return app
+
+
+def make_store(settings: Settings, articles: Mapping[int, Any]) -> Store:
+    """Redis when REDIS_URL is set (no connection yet: the app starts while Redis is down)."""
+    if settings.store_url:
+        return RedisStore(
+            settings.store_url, settings.store_password, settings.store_timeout_ms, articles
+        )
+    return PodStore(POD_COUNTERS, articles)

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -24,6 +24,9 @@ from prometheus_client import (
 )
 
 from .lifecycle import DrainFlag
+
+if TYPE_CHECKING:
+    from .store import Store
 
 # The environ key where the Flask layer records the matched URL rule for the label.
 ROUTE_KEY = "articles.route"
@@ -44,8 +47,40 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+class StoreCollector:
+    """Read at scrape time: is the state store reachable, and the counts it holds.
+
+    articles_views_stored is the store's own number: with Redis the same on every pod (the
+    consistency check compares it with fortio's count), without it this pod's counter.
+    """
+
+    def __init__(self, store: Store, pod: str) -> None:
+        self.store = store
+        self.pod = pod
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        stored = self.store.stored_views()
+        up = GaugeMetricFamily(
+            "articles_state_store_up",
+            "1 when the state store answered this scrape, else 0.",
+            labels=["pod", "store"],
+        )
+        up.add_metric([self.pod, self.store.kind], 0.0 if stored is None else 1.0)
+        yield up
+        views = GaugeMetricFamily(
+            "articles_views_stored",
+            "Views of each article as the state store holds them (shared store: all pods).",
+            labels=["pod", "store", "article"],
+        )
+        for article_id, value in sorted((stored or {}).items()):
+            views.add_metric([self.pod, self.store.kind, str(article_id)], float(value))
+        yield views
+
+
 class Metrics:
-    """The app's three metric families; one instance per app, in its own registry."""
+    """The app's metric families; one instance per app, in its own registry."""
 
     def __init__(self, pod: str) -> None:
         self.pod = pod
@@ -70,9 +105,29 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=self.registry,
         ).labels(pod)
+        self.views = Counter(
+            "articles_views_total",
+            "Article views this pod tried to count: outcome recorded (the store confirmed it) "
+            "or failed (the store was unreachable; the page was served without the count).",
+            ["pod", "article", "outcome"],
+            registry=self.registry,
+        )
         # labels() takes a lock and builds a key every call; the label space is small.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[str, Any] = {}
+        self._views: dict[tuple[int, str], Any] = {}
+        self._store_registry: CollectorRegistry | None = None
+
+    def attach_store(self, store: Store) -> None:
+        self._store_registry = CollectorRegistry()
+        self._store_registry.register(StoreCollector(store, self.pod))
+
+    def view(self, article_id: int, outcome: str) -> None:
+        key = (article_id, outcome)
+        counter = self._views.get(key)
+        if counter is None:
+            counter = self._views[key] = self.views.labels(self.pod, str(article_id), outcome)
+        counter.inc()
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
@@ -88,15 +143,16 @@ class Metrics:
         hist.observe(seconds)
 
     def exposition(self) -> bytes:
+        store = b"" if self._store_registry is None else generate_latest(self._store_registry)
         path = multiprocess_dir()
         if path is None:
-            return generate_latest(self.registry)
+            return generate_latest(self.registry) + store
         # Several worker processes: merge every worker's files, dead ones included,
         # so the pod's totals do not depend on which worker answers the scrape.
         prune_dead_workers(path)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=path)
-        return generate_latest(registry)
+        return generate_latest(registry) + store
 
 
 def _alive(pid: int) -> bool:

@@ -5,17 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Flask, render_template
+from markupsafe import Markup
 
 from .config import Settings
 from .content import Article
 
 HTML = "text/html; charset=utf-8"
+# Where an article page's live part (views, recently read) goes; see visits.py.
+STATE_SLOT = "<!--articles:state-->"
+
+
+def _split(page: bytes) -> tuple[bytes, bytes]:
+    head, slot, tail = page.partition(STATE_SLOT.encode())
+    if not slot:
+        raise ValueError("article.html has no {{ state_slot }}")
+    return head, tail
 
 
 @dataclass(frozen=True)
 class PageCache:
     index: bytes
-    articles: dict[int, bytes]
+    articles: dict[int, tuple[bytes, bytes]]  # the page before and after the state slot
     not_found: bytes
 
     @classmethod
@@ -28,7 +38,11 @@ class PageCache:
             return cls(
                 index=render_template("index.html", **common).encode(),
                 articles={
-                    aid: render_template("article.html", article=a, **common).encode()
+                    aid: _split(
+                        render_template(
+                            "article.html", article=a, state_slot=Markup(STATE_SLOT), **common
+                        ).encode()
+                    )
                     for aid, a in articles.items()
                 },
                 not_found=render_template("404.html", **common).encode(),

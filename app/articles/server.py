@@ -31,6 +31,10 @@ from .config import Settings
 from .lifecycle import DRAIN
 from .logs import server_log_config
 
+# Imported for its side effect: the per-pod view counters' shared memory must exist in this
+# process before granian forks the workers, as the drain flag does.
+from .podcounter import POD_COUNTERS  # noqa: F401
+
 log = logging.getLogger("articles.server")
 
 

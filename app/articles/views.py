@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, current_app, render_template
+from flask import Blueprint, Flask, Response, current_app, render_template, request
 from werkzeug.exceptions import HTTPException, NotFound
 
 from .pages import HTML, PageCache
+from .visits import ArticlePages
 
 bp = Blueprint("views", __name__)
 
@@ -21,10 +22,11 @@ def index() -> Response:
 
 @bp.get("/article/<int:article_id>")
 def article(article_id: int) -> Response:
-    page = _pages().articles.get(article_id)
-    if page is None:
+    pages: ArticlePages = current_app.extensions["articles.article_pages"]
+    if article_id not in pages:
         raise NotFound()
-    return Response(page, content_type=HTML)
+    headers, body = pages.respond(article_id, request.environ)
+    return Response(body, headers=headers)
 
 
 # The original Spring Boot site's path (/article1); same page, same metrics route family.

@@ -12,14 +12,8 @@ APP_DIR = Path(__file__).resolve().parents[2] / "app"
 if str(APP_DIR) not in sys.path:
     sys.path.insert(0, str(APP_DIR))
 
-from articles.config import Settings  # noqa: E402
+from appsettings import make_settings  # noqa: E402
 from articles.lifecycle import DrainFlag  # noqa: E402
-
-
-def make_settings(**overrides: object) -> Settings:
-    env = {"POD_NAME": "pod-under-test", "POD_IP": "10.0.0.7", "NODE_NAME": "node-a"}
-    env.update({k: str(v) for k, v in overrides.items()})
-    return Settings.from_env(env)
 
 
 @pytest.fixture

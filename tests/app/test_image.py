@@ -157,3 +157,91 @@ def test_image_runs_read_only_as_non_root(image: str) -> None:
         assert any(json.loads(line).get("path") == "/article/1" for line in logs.splitlines())
     finally:
         _docker("rm", "-f", name, check=False)
+
+
+def test_image_with_the_redis_image_wired_as_the_pods_are(image: str, tmp_path: Path) -> None:
+    """The app image and the Redis image of scripts/redis-image.sh on one Docker network, each
+    with the files the StateStore mounts (config, password include; address and password for
+    the app), both read-only and non-root: views counted in Redis, the session cookie set."""
+    from components.state_store import (
+        APP_SECRET_DIR,
+        CONFIG_DIR,
+        PORT,
+        RUN_AS_ID,
+        SECRET_DIR,
+        redis_conf,
+    )
+
+    built = subprocess.run(
+        [str(ROOT / "scripts" / "redis-image.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
+    if built.returncode == SKIP_CODE:
+        pytest.skip(built.stderr.strip().splitlines()[-1])
+    assert built.returncode == 0, built.stderr[-3000:]
+    redis_image = built.stdout.strip().splitlines()[-1]
+    suffix = uuid.uuid4().hex[:8]
+    network, redis_name, app_name = (f"selfheal-lb-{k}-{suffix}" for k in ("net", "redis", "app"))
+    password = uuid.uuid4().hex
+    files = {
+        "config/redis.conf": redis_conf("128Mi"),
+        "secret/auth.conf": f"requirepass {password}\n",
+        "app/url": f"redis://{redis_name}:{PORT}/0\n",
+        "app/password": password + "\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    for path in tmp_path.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    port = free_port()
+    _docker("network", "create", network)
+    try:
+        _docker(
+            "run", "-d", "--name", redis_name, "--network", network, "--read-only",
+            "--user", f"{RUN_AS_ID}:{RUN_AS_ID}", "--cap-drop", "ALL",
+            "--tmpfs", f"/data:uid={RUN_AS_ID},gid={RUN_AS_ID}",
+            "-v", f"{tmp_path / 'config'}:{CONFIG_DIR}:ro",
+            "-v", f"{tmp_path / 'secret'}:{SECRET_DIR}:ro",
+            redis_image, "redis-server", f"{CONFIG_DIR}/redis.conf",
+        )  # fmt: skip
+        _docker(
+            "run", "-d", "--name", app_name, "--network", network, "--read-only",
+            "--tmpfs", "/tmp", "--user", "10001:10001", "--cap-drop", "ALL",
+            "-p", f"{HOST}:{port}:8080", "-e", "POD_NAME=image-test",
+            "-e", f"REDIS_URL_FILE={APP_SECRET_DIR}/url",
+            "-e", f"REDIS_PASSWORD_FILE={APP_SECRET_DIR}/password",
+            "-v", f"{tmp_path / 'app'}:{APP_SECRET_DIR}:ro",
+            image,
+        )  # fmt: skip
+        try:
+            _wait_for(port, "/healthz", 60)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{_docker('logs', app_name, check=False)}") from None
+        pages = []
+        deadline = time.monotonic() + 30
+        while len(pages) < 2 and time.monotonic() < deadline:
+            conn = http.client.HTTPConnection(HOST, port, timeout=5)
+            conn.request("GET", "/article/1")
+            resp = conn.getresponse()
+            body, cookie = resp.read().decode(), resp.getheader("Set-Cookie")
+            conn.close()
+            if "unavailable" in body:  # Redis still loading: the page is served all the same
+                time.sleep(1.2)
+                continue
+            pages.append((body, cookie))
+        assert len(pages) == 2, _docker("logs", redis_name, check=False)
+        assert "Views: <strong>1</strong>" in pages[0][0]
+        assert "Views: <strong>2</strong>" in pages[1][0]
+        assert pages[0][1] and pages[0][1].startswith("sid=")
+        conn = http.client.HTTPConnection(HOST, port, timeout=5)
+        conn.request("GET", "/metrics")
+        metrics = conn.getresponse().read().decode()
+        conn.close()
+        assert 'articles_state_store_up{pod="image-test",store="redis"} 1.0' in metrics
+    finally:
+        _docker("rm", "-f", app_name, redis_name, check=False)
+        _docker("network", "rm", network, check=False)

@@ -181,3 +181,18 @@ def test_a_config_that_cannot_fit_stops_the_program_with_one_line_and_registers_
     assert line.startswith("config 'selfheal-lb:quotaMaxCpu' is '10': the stack needs 17 of")
     assert ", 7 more; raise quotaMaxCpu or lower hpaMaxReplicas" in line
     assert recorded == []
+
+
+def test_the_program_holds_its_redis_in_the_quota():
+    """stateStore redis adds the store's pod (and its replacement) to what the quota holds."""
+    config = offline.stack_config("dev")
+    without = offline.run_program(config, stack="dev").outputs["namespaceQuota"]
+    config["selfheal-lb:stateStore"] = "redis"
+    config["selfheal-lb:stateStoreCpu"] = "250m"
+    config["selfheal-lb:stateStoreMemory"] = "128Mi"
+    with_redis = offline.run_program(config, stack="dev").outputs["namespaceQuota"]
+    assert int(with_redis["pods"]) == int(without["pods"]) + 2
+    from kubernetes.utils import parse_quantity
+
+    added = parse_quantity(with_redis["limits.cpu"]) - parse_quantity(without["limits.cpu"])
+    assert added == Decimal("0.5")  # two Redis pods of 250m while one replaces the other

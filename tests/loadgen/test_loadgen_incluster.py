@@ -125,6 +125,9 @@ def test_stack_flow_snapshot_fortio_verify_with_real_apps(
     assert rep["fortio"]["qps"] > 0 and rep["fortio"]["latency_ms"]["p99"] > 0
     # The pods' own counters (baseline subtracted) add up to exactly what fortio sent.
     assert sum(p["requests"] for p in rep["pods"]) == 600
+    # And each of those requests counted exactly one article view (loadgen/consistency.py).
+    assert rep["consistency"]["verdict"] == "consistent", rep["consistency"]
+    assert rep["consistency"]["recorded"] == 600
     assert rep["distribution"]["unit"] == "connection"
     assert rep["distribution"]["units_total"] == 30
     assert rep["resources"]["available"] is True
