@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.e2e import checks
-from cluster.e2e.stack import PROJECT_DIR, Deployer, DeployError, evaluate, ordered, write_report
+from cluster.e2e.stack import PROJECT_DIR, Deployer, DeployError, evaluator, write_report
 from components import labels, offline
 from components.metrics_api import MetricsApiState
 from components.metrics_api import probe as probe_metrics_api
@@ -72,8 +72,8 @@ class EndToEnd:
             # The program's own detection, against this cluster (its answer is handed to the
             # program under mocks, as the real program would find it).
             self.metrics_api = probe_metrics_api(self.d.context, self.d.kubeconfig)
-        self.run = evaluate(self.stack, self.metrics_api, **overrides)
-        acted = self.d.up(ordered(self.run), previous=previous)
+        program = evaluator(self.stack, self.metrics_api, **overrides)
+        self.run, acted = self.d.up(program, previous=previous)
         verify = self.run.named("verification-verify")
         return json.loads(self.d.stdout[verify.urn]), acted
 

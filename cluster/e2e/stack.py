@@ -23,7 +23,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,18 +49,28 @@ def _stdout_token(rec: offline.RecordedResource) -> str:
     return f"{STDOUT_MARK}{rec.urn}@@"
 
 
-def _fake_outputs(rec: offline.RecordedResource) -> Mapping[str, Any]:
-    outputs = offline.realistic_outputs(rec, preview=False)
-    if rec.type == COMMAND:
-        # Each command's stdout is a token that the executor replaces with the real output.
-        return {**outputs, "stdout": _stdout_token(rec)}
-    return outputs
+def outputs_with(stdout: Mapping[str, str]) -> offline.OutputFaker:
+    """Provider outputs for the program's run: a command that has run returns its real stdout
+    (as the engine hands it to what depends on it); one that has not, a token."""
+
+    def fake(rec: offline.RecordedResource) -> Mapping[str, Any]:
+        outputs = offline.realistic_outputs(rec, preview=False)
+        if rec.type == COMMAND:
+            return {**outputs, "stdout": stdout.get(rec.urn, _stdout_token(rec))}
+        return outputs
+
+    return fake
 
 
-def evaluate(
+_fake_outputs = outputs_with({})
+
+Evaluate = Callable[[Mapping[str, str]], offline.ProgramRun]
+
+
+def evaluator(
     stack: str, metrics_api: MetricsApiState = CLUSTER_ADDON, **overrides: Any
-) -> offline.ProgramRun:
-    """The program's resources for `stack`, as `pulumi up` would register them.
+) -> Evaluate:
+    """The program for `stack`, evaluated given the commands' real outputs so far.
 
     `metrics_api` is what the program's own probe (components/metrics_api.py) reported for the
     cluster; `overrides` are config keys set on top of the stack's file (`pulumi config set`).
@@ -68,9 +78,24 @@ def evaluate(
     config = offline.stack_config(stack)
     project = offline.project_name()
     config.update({f"{project}:{key}": value for key, value in overrides.items()})
-    return offline.run_program(
-        config, stack=stack, preview=False, fake_outputs=_fake_outputs, metrics_api=metrics_api
-    )
+
+    def run(stdout: Mapping[str, str]) -> offline.ProgramRun:
+        return offline.run_program(
+            config,
+            stack=stack,
+            preview=False,
+            fake_outputs=outputs_with(stdout),
+            metrics_api=metrics_api,
+        )
+
+    return run
+
+
+def evaluate(
+    stack: str, metrics_api: MetricsApiState = CLUSTER_ADDON, **overrides: Any
+) -> offline.ProgramRun:
+    """The program's resources for `stack` before anything has run."""
+    return evaluator(stack, metrics_api, **overrides)({})
 
 
 def ordered(run: offline.ProgramRun) -> list[offline.RecordedResource]:
@@ -255,33 +280,42 @@ class Deployer:
     # --- the whole stack -------------------------------------------------------------------
     def up(
         self,
-        resources: Iterable[offline.RecordedResource],
+        program: Evaluate | offline.ProgramRun,
         previous: Mapping[str, offline.RecordedResource] | None = None,
-    ) -> list[str]:
-        """Creates the resources in order; returns the names of those acted on.
+    ) -> tuple[offline.ProgramRun, list[str]]:
+        """Brings the cluster to the program; returns its final run and the names acted on.
 
-        With `previous` (the last run's resources by URN) it is an update, as the engine does
-        one: an unchanged resource is left alone, a changed one is updated (a Job, whose pod
-        template is immutable, replaced), and one the program no longer declares is deleted.
+        As the engine does: each resource in dependency order; a command's real stdout goes back
+        into the program (it is evaluated again with it), so what depends on that output sees
+        the real value — e.g. the fortio Job stamped with the baseline's digest. With `previous`
+        (the last run's resources by URN) it is an update: an unchanged resource is left alone,
+        a changed one updated (a Job, whose pod template is immutable, replaced), one the
+        program no longer declares deleted. A fixed ProgramRun (no re-evaluation) also works.
         """
+        evaluate: Evaluate = program if callable(program) else (lambda _stdout: program)
         previous = previous or {}
+        run = evaluate(self.stdout)
         acted, seen = [], set()
-        for rec in resources:
-            seen.add(rec.urn)
-            old = previous.get(rec.urn)
+        for urn in [rec.urn for rec in ordered(run)]:
+            rec = next(r for r in run.resources if r.urn == urn)
+            seen.add(urn)
+            old = previous.get(urn)
             if old is not None and old.inputs == rec.inputs:
                 continue
-            if old is not None and rec.type == JOB and rec.urn in self.applied:
-                self._delete(self.applied.pop(rec.urn))
+            if old is not None and rec.type == JOB and urn in self.applied:
+                self._delete(self.applied.pop(urn))
             t0 = time.monotonic()
+            before = self.stdout.get(urn)
             detail = self.create(rec)
             step = Step(f"{rec.type.split(':')[-1]} {rec.name}", time.monotonic() - t0, detail)
             self.steps.append(step)
             acted.append(rec.name)
             self.log(f"e2e:   {step.name}: {detail} ({step.seconds:.1f} s)")
+            if rec.type == COMMAND and self.stdout.get(urn) != before:
+                run = evaluate(self.stdout)  # the rest of the program sees the new output
         for urn in [u for u in reversed(list(self.applied)) if previous and u not in seen]:
             self._delete(self.applied.pop(urn))
-        return acted
+        return run, acted
 
     def destroy(self) -> None:
         """Deletes what `up` applied, newest first, each deletion awaited (bounded)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import textwrap
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def test_commands_run_for_real_and_pass_stdout_on(two_commands: offline.ProgramR
     d = stack.Deployer(
         kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None
     )
-    d.up(stack.ordered(two_commands))
+    d.up(two_commands)
     second = two_commands.named("second")
     assert d.stdout[second.urn] == "got:baseline-42"
 
@@ -89,8 +90,42 @@ def test_an_update_reruns_only_what_changed(tmp_path: Path):
     d = stack.Deployer(
         kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None
     )
-    assert d.up(stack.ordered(first)) == ["fixed", "changing"]
+    assert d.up(first)[1] == ["fixed", "changing"]
     second = _program(tmp_path, body.format("two"))
     previous = {r.urn: r for r in first.resources}
-    assert d.up(stack.ordered(second), previous=previous) == ["changing"]
+    assert d.up(second, previous=previous)[1] == ["changing"]
     assert d.stdout[second.named("changing").urn] == "two"
+
+
+def test_what_is_derived_from_a_commands_output_sees_the_real_output(tmp_path: Path):
+    """As the engine hands a command's stdout on: a digest of it (the fortio Job's stamp is one)
+    is computed from the real output, not from a stand-in."""
+    body = """
+        import hashlib
+        from pulumi_command import local
+        first = local.Command("first", create="echo baseline-$((20 + 22))")
+        local.Command(
+            "second",
+            create=first.stdout.apply(lambda v: "echo " + hashlib.sha256(v.encode()).hexdigest()),
+        )
+    """
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text("name: selfheal-lb\nruntime: python\n")
+    (project / "__main__.py").write_text(textwrap.dedent(body))
+
+    def evaluate(stdout):
+        return offline.run_program(
+            {},
+            fake_outputs=stack.outputs_with(stdout),
+            program=project / "__main__.py",
+            project_dir=project,
+        )
+
+    d = stack.Deployer(
+        kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None
+    )
+    run, acted = d.up(evaluate)
+    assert acted == ["first", "second"]
+    expected = hashlib.sha256(b"baseline-42").hexdigest()
+    assert d.stdout[run.named("second").urn] == expected
