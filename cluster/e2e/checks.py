@@ -41,11 +41,25 @@ def report_is_balanced(report: dict[str, Any], expected_pods: int) -> str:
         bool(resources.get("available")),
         f"no CPU/memory in the report: {resources.get('note', 'metrics API unavailable')}",
     )
-    per_pod = resources.get("pods") or {}
-    missing = [p["name"] for p in pods if p["name"] not in per_pod]
-    require(not missing, f"no CPU/memory for {', '.join(missing)}")
-    shares = ", ".join(f"{p['requests']}" for p in pods)
-    return f"balanced over {len(pods)} pods (requests {shares}; p={_p(report)})"
+    require(
+        str(resources.get("note", "")).startswith("sampled while the load generator ran"),
+        f"CPU/memory not sampled under load: {resources.get('note')}",
+    )
+    figures = []
+    for pod in pods:
+        under, idle = pod.get("resources") or {}, pod.get("resources_idle") or {}
+        require(bool(under) and bool(idle), f"no CPU/memory under load and idle for {pod['name']}")
+        require(
+            under["cpu_peak_m"] > idle["cpu_mean_m"],
+            f"{pod['name']}: CPU under load {under['cpu_peak_m']}m is not above idle "
+            f"{idle['cpu_mean_m']}m",
+        )
+        figures.append(f"{under['cpu_peak_m']:g}m/{idle['cpu_mean_m']:g}m")
+    requests = ", ".join(str(p["requests"]) for p in pods)
+    return (
+        f"balanced over {len(pods)} pods (requests {requests}; p={_p(report)}; "
+        f"CPU peak under load/idle {', '.join(figures)})"
+    )
 
 
 def report_is_sticky(report: dict[str, Any]) -> str:

@@ -1,0 +1,67 @@
+"""make e2e's assertions, on reports a real run of it produced on the local cluster
+(tests/cluster/fixtures/real-e2e-*.json) and on those reports made wrong one way at a time."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cluster.e2e import checks
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"real-e2e-{name}.json").read_text())
+
+
+def test_the_real_balanced_report_passes():
+    line = checks.report_is_balanced(load("balanced"), 3)
+    assert line.startswith("balanced over 3 pods")
+    checks.fortio_without_errors(load("balanced"), 3000)
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda r: r.update(verdict="imbalanced"), "verdict 'imbalanced'"),
+        (lambda r: r["pods"].pop(), "2 pods in the report, 3 expected"),
+        (lambda r: r["pods"][0].update(requests=0), "served no request"),
+        (lambda r: r["resources"].update(available=False), "no CPU/memory"),
+        (lambda r: r["resources"].update(note="sampled after the load"), "not sampled under load"),
+        (lambda r: r["pods"][1].update(resources_idle=None), "under load and idle"),
+        (
+            lambda r: r["pods"][2]["resources_idle"].update(cpu_mean_m=99.0),
+            "is not above idle",
+        ),
+    ],
+)
+def test_each_spoiled_report_fails_with_its_reason(spoil, message):
+    report = copy.deepcopy(load("balanced"))
+    spoil(report)
+    with pytest.raises(checks.CheckFailed, match=message):
+        checks.report_is_balanced(report, 3)
+
+
+def test_fortio_errors_or_a_short_run_fail():
+    report = copy.deepcopy(load("balanced"))
+    with pytest.raises(checks.CheckFailed, match="3001 expected"):
+        checks.fortio_without_errors(report, 3001)
+    report["fortio"]["errors"] = 19
+    report["fortio"]["ret_codes"] = {"-1": 19, "200": 2981}
+    with pytest.raises(checks.CheckFailed, match="19 errors"):
+        checks.fortio_without_errors(report, 3000)
+
+
+def test_sticky_sessions_need_the_sticky_verdict():
+    assert "each of 3 clients was served by one pod" in checks.report_is_sticky(load("sticky"))
+    with pytest.raises(checks.CheckFailed, match="not-sticky"):
+        checks.report_is_sticky({**load("sticky"), "verdict": "not-sticky"})
+    # A uniformity verdict is not what sticky sessions promise.
+    with pytest.raises(checks.CheckFailed, match="'balanced'"):
+        checks.report_is_sticky(load("balanced"))
+
