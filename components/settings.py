@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal, NoReturn
 
 import pulumi
+import yaml
 
 from loadgen.verdict import smallest_verifiable_units
 
@@ -204,66 +205,24 @@ _LABEL_KEY = re.compile(
 )
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
-# key -> (kind, default). kind: "string" | "integer" | "boolean" | "array"
-CONFIG_SPEC: dict[str, tuple[str, ConfigValue]] = {
-    "kubeContext": ("string", ""),
-    "namespace": ("string", ""),
-    "imageRef": ("string", ""),
-    "imageRepository": ("string", "selfheal-lb/articles"),
-    "imagePush": ("boolean", False),
-    "imageRegistryServer": ("string", ""),
-    "imageRegistryUsername": ("string", ""),
-    "imagePullPolicy": ("string", "IfNotPresent"),
-    "imageBase": ("string", ""),
-    "imageLoadCommand": ("string", ""),
-    "appReplicas": ("integer", 3),
-    "appWorkers": ("integer", 2),
-    "appCpuRequest": ("string", "100m"),
-    "appCpuLimit": ("string", "500m"),
-    "appMemoryRequest": ("string", "128Mi"),
-    "appMemoryLimit": ("string", "256Mi"),
-    "drainSeconds": ("integer", 5),
-    "terminationGracePeriodSeconds": ("integer", 30),
-    "serviceType": ("string", "LoadBalancer"),
-    "servicePort": ("integer", 8080),
-    "serviceAwaitLoadBalancer": ("boolean", False),
-    "sessionAffinity": ("string", "None"),
-    "pdbMaxUnavailable": ("integer", 1),
-    "networkPolicy": ("boolean", True),
-    "ingressAllowedCidrs": ("array", ("0.0.0.0/0",)),
-    "hpaEnabled": ("boolean", True),
-    "hpaMinReplicas": ("integer", 0),
-    "hpaMaxReplicas": ("integer", 10),
-    "hpaCpuUtilization": ("integer", 70),
-    "metricsServerEnabled": ("string", "auto"),
-    "metricsServerInsecureTls": ("boolean", True),
-    "loadgenMode": ("string", "job"),
-    "loadgenPods": ("integer", 3),
-    "loadgenConnections": ("integer", 100),
-    "loadgenRequests": ("integer", 1000),
-    "loadgenQps": ("integer", 20),
-    "loadgenPath": ("string", "/article1"),
-    "loadgenKeepalive": ("boolean", True),
-    "loadgenTimeoutSeconds": ("integer", 5),
-    "loadgenImage": ("string", "fortio/fortio:1.68.2"),
-    "verifyEnabled": ("boolean", True),
-    "verifySignificance": ("string", "0.005"),
-    "verifyTimeoutSeconds": ("integer", 300),
-    "verifyFailOnImbalance": ("boolean", False),
-    "monitoring": ("string", "auto"),
-    "monitoringLabels": ("array", ()),
-    "prometheusNamespace": ("string", "monitoring"),
-    "grafanaDashboard": ("boolean", True),
-    "grafanaDashboardNamespace": ("string", ""),
-    "quotaEnabled": ("boolean", True),
-    "quotaMaxCpu": ("string", ""),
-    "quotaMaxMemory": ("string", ""),
-    "quotaDrillPods": ("integer", 1),
-    "stateStore": ("string", "none"),
-    "stateStoreImage": ("string", "redis:7.4.2-bookworm"),
-    "stateStoreCpu": ("string", "250m"),
-    "stateStoreMemory": ("string", "128Mi"),
-}
+PULUMI_YAML = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+KINDS = ("string", "integer", "boolean", "array")
+
+
+def _config_spec(project_file: Path = PULUMI_YAML) -> dict[str, tuple[str, ConfigValue]]:
+    """key -> (kind, default), read from the project's config schema: Pulumi.yaml is the one
+    place every key, type and default is written (the parsers below add the rules)."""
+    declared = yaml.safe_load(project_file.read_text())["config"]
+    spec: dict[str, tuple[str, ConfigValue]] = {}
+    for key, decl in declared.items():
+        kind, default = decl["type"], decl["default"]
+        if kind not in KINDS:
+            raise ValueError(f"Pulumi.yaml: config key {key} has an unknown type {kind!r}")
+        spec[key] = (kind, tuple(default) if kind == "array" else default)
+    return spec
+
+
+CONFIG_SPEC: dict[str, tuple[str, ConfigValue]] = _config_spec()
 # A secret cannot carry a default in Pulumi.yaml, and a declared key without a default is
 # required of every stack, so this one is read here but deliberately not declared there.
 SECRET_KEYS = ("imageRegistryPassword", "stateStorePassword")

@@ -5,7 +5,8 @@
 Steps (one summary line each, with its time): the app's offline base image; the program
 evaluated and its resources carried out in dependency order (cluster/e2e/stack.py); the
 report's assertions; NetworkPolicy enforcement; a re-verification after a config change that
-touches only the verification; a pod-kill drill through the load balancer; sticky sessions
+touches only the verification; a pod-kill drill through the load balancer; the shared Redis
+store (views counted exactly across pods under the load); sticky sessions
 (sessionAffinity ClientIP) verified as such; teardown and a check that nothing is left.
 Exit 0 when every check holds, 1 with a one-line reason otherwise. The results (report, drill,
 timings, the idle cluster's usage, the load average) are written to --out/e2e.json.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -101,17 +103,9 @@ class EndToEnd:
         return f"node CPU {top[1]} ({top[2]}), memory {top[3]} ({top[4]})" if top else "n/a"
 
     def base_image(self) -> str:
-        script = PROJECT_DIR / "scripts" / "docker-base.sh"
-        requirements = PROJECT_DIR / "app" / "requirements.txt"
-        proc = subprocess.run(
-            [str(script), "--wheels", str(requirements)],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHON": sys.executable},
+        return self.script(
+            "docker-base.sh", "--wheels", str(PROJECT_DIR / "app" / "requirements.txt")
         )
-        if proc.returncode != 0:
-            raise DeployError(f"no build base: {proc.stderr.strip().splitlines()[-1:]}")
-        return proc.stdout.strip()
 
     def first_deploy(self) -> None:
         t0 = time.monotonic()
@@ -161,6 +155,36 @@ class EndToEnd:
         )
         self.results["drill"] = result
         return result["reason"]
+
+    def shared_state(self) -> str:
+        """stateStore redis: views counted exactly across pods, under the same load."""
+        image = self.script("redis-image.sh")
+        proc = subprocess.run(
+            [str(PROJECT_DIR / "cluster" / "images.sh"), "load", image],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise DeployError(f"could not load {image}: {proc.stderr.strip()[-200:]}")
+        report, acted = self.deploy(
+            stateStore="redis", stateStoreImage=image, stateStorePassword=secrets.token_hex(16)
+        )
+        self.results["shared_state"] = {"acted": acted, "report": report}
+        assert self.run is not None
+        balanced = checks.report_is_balanced(report, int(self.run.outputs["appReplicas"]))
+        return checks.views_consistent(report) + "; " + balanced
+
+    def script(self, name: str, *args: str) -> str:
+        """Runs scripts/NAME and returns the last line it prints (an image reference)."""
+        proc = subprocess.run(
+            [str(PROJECT_DIR / "scripts" / name), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHON": sys.executable},
+        )
+        if proc.returncode != 0:
+            raise DeployError(f"scripts/{name}: {proc.stderr.strip().splitlines()[-1:]}")
+        return proc.stdout.strip().splitlines()[-1]
 
     def sticky_sessions(self) -> str:
         report, acted = self.deploy(sessionAffinity="ClientIP")
@@ -222,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         e2e.timed("network policies", e2e.network_policies)
         e2e.timed("re-verification", e2e.reverification)
         e2e.timed("drill", e2e.drill)
+        e2e.timed("shared state (Redis)", e2e.shared_state)
         e2e.timed("sticky sessions", e2e.sticky_sessions)
     except FAILURES as err:
         say(f"e2e: FAILED: {err}")

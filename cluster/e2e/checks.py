@@ -62,6 +62,16 @@ def report_is_balanced(report: dict[str, Any], expected_pods: int) -> str:
     )
 
 
+def views_consistent(report: dict[str, Any]) -> str:
+    """With the shared store every successful request counted exactly one view."""
+    consistency = report.get("consistency") or {}
+    require(
+        consistency.get("verdict") == "consistent",
+        f"views {consistency.get('verdict')!r}: {consistency.get('reason')}",
+    )
+    return str(consistency.get("reason"))
+
+
 def report_is_sticky(report: dict[str, Any]) -> str:
     """With sessionAffinity ClientIP the report checks what sticky sessions promise."""
     require(
