@@ -283,7 +283,11 @@ class FakeKube:
                 (
                     f
                     for f in self.faults
-                    if f["times"] > 0 and f["method"] in ("*", method) and f["part"] in h.path
+                    # Matched on the decoded path: clients differ in what they percent-encode
+                    # (the official client encodes the ':' of "pod:port").
+                    if f["times"] > 0
+                    and f["method"] in ("*", method)
+                    and f["part"] in unquote(h.path)
                 ),
                 None,
             )
