@@ -145,7 +145,7 @@ stack_ready=yes  # from here on, whatever got deployed is cleaned up
 # --refresh: a kept stack, or one whose cluster is gone, is compared with what really exists.
 PYTHON=venv/bin/python "$base_dir/scripts/stack.sh" up "$diff_stack" --refresh --skip-preview --non-interactive \
   > "$out/base-up.log" 2>&1 \
-  || die "deploying $base_label to stack $diff_stack failed: see $out/base-up.log ($(grep -m1 -E '^(selfheal-lb: |error: )' "$out/base-up.log" || tail -n1 "$out/base-up.log"))"
+  || die "deploying $base_label to stack $diff_stack failed: see $out/base-up.log ($(grep -m1 '^error: ' "$out/base-up.log" || { grep '^selfheal-lb: ' "$out/base-up.log" | grep -m1 -v '^selfheal-lb: warning'; } || tail -n1 "$out/base-up.log"))"
 
 # This checkout's config under the throwaway stack's name, with the secrets settings
 # `pulumi stack init` wrote for that stack (so both sides decrypt the same way).

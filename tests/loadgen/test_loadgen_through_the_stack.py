@@ -84,7 +84,8 @@ def test_the_stacks_own_commands_run_for_real_and_their_output_becomes_the_outpu
     assert report["verdict"] == "balanced", report["reason"]
 
     run = stack_run(snap.stdout, check.stdout)
-    assert run.outputs["loadDistribution"] == report
+    in_use = run.outputs["metricsServer"]["inUse"]  # added by the program: whose metrics
+    assert run.outputs["loadDistribution"] == {**report, "metricsServer": in_use}
     assert run.outputs["loadTest"]["total"] == sent == report["fortio"]["total"]
     assert run.outputs["loadTest"]["p99_ms"] == report["fortio"]["latency_ms"]["p99"]
     # The Job carries the digest of exactly this baseline; verify reads it on stdin.
@@ -98,5 +99,9 @@ def test_the_report_recorded_on_a_real_cluster_gives_the_recorded_outputs() -> N
     report it printed there, the program must export that report and the same loadTest."""
     recorded = json.loads((FIXTURES / "real-cluster-stack-outputs-dev-defaults.json").read_text())
     run = stack_run('{"kind": "loadgen-snapshot"}', json.dumps(recorded["loadDistribution"]))
-    assert run.outputs["loadDistribution"] == recorded["loadDistribution"]
+    in_use = run.outputs["metricsServer"]["inUse"]  # added by the program: whose metrics
+    assert run.outputs["loadDistribution"] == {
+        **recorded["loadDistribution"],
+        "metricsServer": in_use,
+    }
     assert run.outputs["loadTest"] == recorded["loadTest"]

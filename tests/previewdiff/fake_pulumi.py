@@ -2,7 +2,8 @@
 program and computes no diff. It records every call (directory, arguments, backend), keeps a
 registry of stacks under $FAKE_PULUMI_STATE, remembers the config each stack was deployed with,
 and answers `preview --json` by playing back the real recording that matches how the config it
-is given differs from the deployed one (none, appReplicas, metricsServerPresent). So a flow that
+is given differs from the deployed one (none, appReplicas, metricsServerEnabled; the recording
+of the last was made with the key it replaced, metricsServerPresent: HPA created). So a flow that
 deployed the wrong checkout, or previewed with the wrong config, gets the wrong recording.
 
 Like the real CLI with the passphrase secrets provider, `stack select --create` writes an
@@ -24,7 +25,7 @@ RECORDINGS = Path(__file__).resolve().parent / "recordings"
 PLAYBACK = {
     frozenset(): "preview-no-change.json",
     frozenset({"selfheal-lb:appReplicas"}): "preview-one-field.json",
-    frozenset({"selfheal-lb:metricsServerPresent"}): "preview-one-resource-added.json",
+    frozenset({"selfheal-lb:metricsServerEnabled"}): "preview-one-resource-added.json",
 }
 SALT = "v1:ZmFrZS1zYWx0:v1:c3RhbmQtaW4=:cmVjb3JkZWQ="
 

@@ -21,7 +21,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-COPIED = ("scripts", "components", "previewdiff", "Pulumi.yaml", "Pulumi.dev.yaml", "README.md")
+COPIED = (
+    "scripts", "components", "loadgen", "previewdiff", "Pulumi.yaml", "Pulumi.dev.yaml", "README.md"
+)  # fmt: skip
 TOOLS = ("bash", "dirname", "git", "mktemp", "cp", "rm", "mkdir", "grep", "tail", "cat", "ls",
          "sed", "tr", "env", "chmod")
 pytestmark = pytest.mark.slow  # real git, bash and the stand-ins as processes, ~2 s a test
@@ -59,6 +61,9 @@ def repo(tmp_path: Path) -> Path:
         else:
             shutil.copy(src, repo / name)
     (repo / ".gitignore").write_text("venv/\nbuild/\n.pulumi-state/\n__pycache__/\n")
+    # No cluster answers here, so `auto` could not tell whether one serves metrics (the
+    # preflight would stop): "false" goes on with a warning.
+    set_config(repo, "metricsServerEnabled", '"false"')
     # The checkout's own virtualenv: this test's Python (it has pulumi, PyYAML).
     (repo / "venv" / "bin").mkdir(parents=True)
     (repo / "venv" / "bin" / "python").symlink_to(sys.executable)
@@ -270,8 +275,8 @@ def test_the_base_is_deployed_from_base_and_the_head_previewed_with_its_own_conf
 
 def test_a_committed_change_against_its_parent_adds_a_resource(repo, bin_dir):
     with_pulumi(bin_dir)
-    set_config(repo, "metricsServerPresent", "true")
-    git(repo, "commit", "-qam", "metrics-server is present")
+    set_config(repo, "metricsServerEnabled", '"true"')
+    git(repo, "commit", "-qam", "this stack installs metrics-server")
     proc = run(repo, bin_dir, "HEAD~1", PREVIEW_DIFF_STACK="dev-pr7",
                PREVIEW_DIFF_HEAD_LABEL="#7 (abc1234)")
     assert proc.returncode == 0, proc.stderr
