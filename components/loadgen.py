@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels
+from components import labels, network
 from components.app import CONTAINER_PORT as APP_PORT
 from components.pod_security import container_security_context, pod_security_context
 from components.settings import LoadSettings
@@ -50,7 +50,6 @@ WAIT_FOR_TARGET_SECONDS = 30
 HEALTH_PATH = "/healthz"  # the app's liveness route (components/app.py), not counted as load
 # A failed fortio pod (e.g. the first request hit a DNS hiccup) may be retried this often.
 JOB_BACKOFF_LIMIT = 2
-KUBE_DNS_NAMESPACE = "kube-system"
 RUN_ANNOTATION = "selfheal-lb/verification-run"  # carries LoadGeneratorArgs.run_stamp
 # pulumi-kubernetes' annotation to not await an object: the verified Job is not awaited, so
 # that verify runs *during* the load and samples the pods' CPU/memory under it; verify itself
@@ -383,21 +382,7 @@ class LoadGenerator(pulumi.ComponentResource):
                         "to": [{"pod_selector": {"match_labels": dict(args.app_pod_labels)}}],
                         "ports": [{"protocol": "TCP", "port": APP_PORT}],
                     },
-                    {
-                        "to": [
-                            {
-                                "namespace_selector": {
-                                    "match_labels": {
-                                        "kubernetes.io/metadata.name": KUBE_DNS_NAMESPACE
-                                    }
-                                }
-                            }
-                        ],
-                        "ports": [
-                            {"protocol": "UDP", "port": 53},
-                            {"protocol": "TCP", "port": 53},
-                        ],
-                    },
+                    network.dns_egress(),
                 ],
             },
             opts=pulumi.ResourceOptions(parent=self),

@@ -34,7 +34,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import labels
+from components import labels, network
 from components.pod_security import container_security_context, pod_security_context
 from components.settings import StateStoreSettings, memory_bytes
 
@@ -53,7 +53,6 @@ DATA_DIR = "/data"
 PASSWORD_LENGTH = 32
 # Where the app reads the Secret's keys (app/articles/config.py: REDIS_URL_FILE, …).
 APP_SECRET_DIR = "/etc/articles/state-store"
-KUBE_DNS_NAMESPACE = "kube-system"
 CONFIG_HASH = "selfheal-lb/config-hash"
 
 
@@ -309,21 +308,7 @@ class StateStore(pulumi.ComponentResource):
                         "to": [{"pod_selector": {"match_labels": self.selector_labels}}],
                         "ports": [redis_port],
                     },
-                    {
-                        "to": [
-                            {
-                                "namespace_selector": {
-                                    "match_labels": {
-                                        "kubernetes.io/metadata.name": KUBE_DNS_NAMESPACE
-                                    }
-                                }
-                            }
-                        ],
-                        "ports": [
-                            {"protocol": "UDP", "port": 53},
-                            {"protocol": "TCP", "port": 53},
-                        ],
-                    },
+                    network.dns_egress(),
                 ],
             },
             opts=child,
