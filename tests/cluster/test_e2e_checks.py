@@ -65,3 +65,16 @@ def test_sticky_sessions_need_the_sticky_verdict():
     with pytest.raises(checks.CheckFailed, match="'balanced'"):
         checks.report_is_sticky(load("balanced"))
 
+
+
+def test_views_must_be_consistent_with_the_shared_store():
+    report = load("redis")
+    assert checks.views_consistent(report).startswith("3000 successful requests, 3000 views")
+    checks.report_is_balanced(report, 3)
+    lost = copy.deepcopy(report)
+    lost["consistency"].update(verdict="inconsistent", reason="2990 views for 3000 requests")
+    with pytest.raises(checks.CheckFailed, match="'inconsistent': 2990 views"):
+        checks.views_consistent(lost)
+    # The stateless stack's report has no such check to pass.
+    with pytest.raises(checks.CheckFailed, match="views"):
+        checks.views_consistent({**load("balanced"), "consistency": {"verdict": "skipped"}})
