@@ -3,8 +3,8 @@ addon: a metrics-server Deployment in kube-system behind the APIService v1beta1.
 
 - the probe, against that real API server, answers "available" and names it;
 - the program, given that real answer, declares no metrics-server object and still its HPA;
-- pods in two namespaces (h-i10-a, h-i10-b) both get metrics from the addon through the report's
-  own sampler (loadgen.resources), and removing one leaves the other's metrics working;
+- pods in two namespaces (t-metrics-a, t-metrics-b) both get metrics from the addon through the
+  report's own sampler (loadgen.resources), and removing one leaves the other's metrics working;
 - the HPA the program declares reads CPU utilisation from the addon;
 - two whole stacks, applied as the program renders them and checked by their own verification
   commands, verify "balanced" with CPU/memory from the add-on; one removed, the other's
@@ -39,8 +39,8 @@ KUBECONFIG = Path(
     os.environ.get("SELFHEAL_LB_REAL_KUBECONFIG", "/root/.cache/selfheal-lb/cluster/kubeconfig")
 )
 CONTEXT = os.environ.get("SELFHEAL_LB_REAL_CONTEXT", "selfheal-lb")
-NAMESPACES = ("h-i10-a", "h-i10-b")
-HPA_NAMESPACE = "h-i10-c"
+NAMESPACES = ("t-metrics-a", "t-metrics-b")
+HPA_NAMESPACE = "t-metrics-c"
 SELECTOR = "app.kubernetes.io/name=articles"
 DEADLINE_SECONDS = 180  # metrics-server scrapes every 15 s; a new pod shows within ~1 minute
 
@@ -82,8 +82,8 @@ def test_explicit_true_on_that_cluster_is_the_one_line_preflight_error(detected)
     plan = decide(
         MetricsServerSettings(mode="true", kubelet_insecure_tls=True),
         detected,
-        owner=stack_id("selfheal-lb", "h-i10-a"),
-        namespace="h-i10-a",
+        owner=stack_id("selfheal-lb", "t-metrics-a"),
+        namespace="t-metrics-a",
     )
     assert plan.error.startswith(
         "metricsServerEnabled is true but the cluster already serves metrics.k8s.io ("
@@ -101,9 +101,9 @@ def test_explicit_true_on_that_cluster_is_the_one_line_preflight_error(detected)
 def test_preflight_against_the_real_cluster(detected, tmp_path, monkeypatch, mode, code, start):
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     config = {"selfheal-lb:kubeContext": CONTEXT, "selfheal-lb:metricsServerEnabled": mode}
-    (tmp_path / "Pulumi.h-i10.yaml").write_text(yaml.safe_dump({"config": config}))
+    (tmp_path / "Pulumi.t-metrics.yaml").write_text(yaml.safe_dump({"config": config}))
     monkeypatch.setenv("KUBECONFIG", str(KUBECONFIG))
-    got_code, line = preflight("h-i10", tmp_path)
+    got_code, line = preflight("t-metrics", tmp_path)
     assert got_code == code and line.startswith(start), line
     assert (line == "") == (start == "")
 
@@ -300,7 +300,7 @@ def test_the_stacks_hpa_gets_cpu_metrics_from_the_addon(detected, core):
 # stack's local.Commands run. fortio's image is the copy loaded on the node (no image pulls from
 # this cluster), named through the stack's own loadgenImage key.
 
-STACKS = ("h-i10-s1", "h-i10-s2")
+STACKS = ("t-metrics-s1", "t-metrics-s2")
 NODE_FORTIO_IMAGE = os.environ.get(
     "SELFHEAL_LB_REAL_FORTIO_IMAGE", "localhost/selfheal-lb/fortio:1.68.2"
 )

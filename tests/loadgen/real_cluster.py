@@ -3,7 +3,7 @@
 Its kubeconfig is at ~/.cache/selfheal-lb/cluster/kubeconfig (context selfheal-lb), or where
 SELFHEAL_LB_CLUSTER_KUBECONFIG points. `cluster()` skips the test with the reason when the
 file is missing or the API server does not answer; `namespace()` makes a throw-away
-namespace h-i11-<random> and deletes it afterwards.
+namespace t-kube-<random> and deletes it afterwards.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def namespace(c: Cluster) -> Iterator[str]:
     from kubernetes import client
 
     core = client.CoreV1Api(c.api)
-    name = f"h-i11-{secrets.token_hex(3)}"
+    name = f"t-kube-{secrets.token_hex(3)}"
     core.create_namespace(
         {
             "metadata": {

@@ -67,7 +67,7 @@ def test_dashboard_expressions_over_real_pods():
 
     api = api_client()
     with (
-        deployed(api, "h-i13-dash", {"appReplicas": 3}) as stack,
+        deployed(api, "t-monitoring-dash", {"appReplicas": 3}) as stack,
         tempfile.TemporaryDirectory(prefix="mon-cluster-") as tmp,
     ):
         if not stack["is_app"]:

@@ -39,7 +39,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG_DIR = ROOT / "build" / "monitoring"
-NAMESPACE = "h-i13-monitoring"
+NAMESPACE = "t-monitoring-monitoring"
 PODS = ["articles-0", "articles-1", "articles-2"]
 PROBE_ROUTES = {"/healthz", "/readyz", "/metrics"}
 QPS, CONNECTIONS, SECONDS = 120, 6, 16

@@ -4,7 +4,7 @@ a full rollout at that maximum and a drill (the project's `python -m loadgen dri
 quota does bind: one replica more than it holds is refused by the API server.
 
 Runs only when the cluster's kubeconfig exists and its API answers; it works in its own
-namespace h-i13-quota-<random> and deletes it afterwards. The pods run the app image when the
+namespace t-monitoring-quota-<random> and deletes it afterwards. The pods run the app image when the
 node has one, else the node's fortio image as an HTTP server (the quota counts pods and their
 resources, not what runs in them).
 """
@@ -39,7 +39,7 @@ def api():
 @pytest.fixture(scope="module")
 def stack(api) -> Iterator[dict[str, Any]]:
     overrides = {"appReplicas": REPLICAS, "hpaMaxReplicas": HPA_MAX, "quotaDrillPods": DRILL}
-    with deployed(api, "h-i13-quota", overrides) as objects:
+    with deployed(api, "t-monitoring-quota", overrides) as objects:
         yield objects
 
 
