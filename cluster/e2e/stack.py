@@ -62,8 +62,6 @@ def outputs_with(stdout: Mapping[str, str]) -> offline.OutputFaker:
     return fake
 
 
-_fake_outputs = outputs_with({})
-
 Evaluate = Callable[[Mapping[str, str]], offline.ProgramRun]
 
 
@@ -123,13 +121,6 @@ def ordered(run: offline.ProgramRun) -> list[offline.RecordedResource]:
 
 
 @dataclass
-class Step:
-    name: str
-    seconds: float
-    detail: str = ""
-
-
-@dataclass
 class Deployer:
     """Carries out a program run against the cluster of `kubectl` + `kubeconfig`/`context`."""
 
@@ -139,7 +130,6 @@ class Deployer:
     timeout: float = 300.0
     log: Callable[[str], None] = print
     stdout: dict[str, str] = field(default_factory=dict)  # URN -> a command's real stdout
-    steps: list[Step] = field(default_factory=list)
     applied: dict[str, dict[str, Any]] = field(default_factory=dict)  # URN -> object, in order
 
     # --- kubectl ---------------------------------------------------------------------------
@@ -311,10 +301,9 @@ class Deployer:
             t0 = time.monotonic()
             before = self.stdout.get(urn)
             detail = self.create(rec)
-            step = Step(f"{rec.type.split(':')[-1]} {rec.name}", time.monotonic() - t0, detail)
-            self.steps.append(step)
             acted.append(rec.name)
-            self.log(f"e2e:   {step.name}: {detail} ({step.seconds:.1f} s)")
+            kind = rec.type.split(":")[-1]
+            self.log(f"e2e:   {kind} {rec.name}: {detail} ({time.monotonic() - t0:.1f} s)")
             if rec.type == COMMAND and self.stdout.get(urn) != before:
                 run = evaluate(self.stdout)  # the rest of the program sees the new output
         for urn in [u for u in reversed(list(self.applied)) if previous and u not in seen]:

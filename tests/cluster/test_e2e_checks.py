@@ -66,7 +66,6 @@ def test_sticky_sessions_need_the_sticky_verdict():
         checks.report_is_sticky(load("balanced"))
 
 
-
 def test_views_must_be_consistent_with_the_shared_store():
     report = load("redis")
     assert checks.views_consistent(report).startswith("3000 successful requests, 3000 views")

@@ -48,7 +48,10 @@ def two_commands(tmp_path: Path) -> offline.ProgramRun:
     """)
     )
     return offline.run_program(
-        {}, fake_outputs=stack._fake_outputs, program=project / "__main__.py", project_dir=project
+        {},
+        fake_outputs=stack.outputs_with({}),
+        program=project / "__main__.py",
+        project_dir=project,
     )
 
 
@@ -76,7 +79,10 @@ def _program(tmp_path: Path, body: str) -> offline.ProgramRun:
     (project / "Pulumi.yaml").write_text("name: selfheal-lb\nruntime: python\n")
     (project / "__main__.py").write_text(textwrap.dedent(body))
     return offline.run_program(
-        {}, fake_outputs=stack._fake_outputs, program=project / "__main__.py", project_dir=project
+        {},
+        fake_outputs=stack.outputs_with({}),
+        program=project / "__main__.py",
+        project_dir=project,
     )
 
 
