@@ -32,8 +32,11 @@ tools: ## install haproxy, wrk and the pinned fortio (for the tests)
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
+# Tests run on TEST_WORKERS pytest-xdist workers (most of them wait on processes and the cluster,
+# so more workers than cores pays); a module's tests stay on one worker (tests/conftest.py).
+TEST_WORKERS ?= 4
 test: venv tools lint scan ## every test: unit, real processes on loopback, render + schema validation
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 render: venv ## write the manifests the stack would apply to build/manifests/ (no cluster, no pulumi CLI)
 	$(PY) -m components.render --stack $(STACK)

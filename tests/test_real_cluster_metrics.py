@@ -5,29 +5,22 @@ addon: a metrics-server Deployment in kube-system behind the APIService v1beta1.
 - the program, given that real answer, declares no metrics-server object and still its HPA;
 - pods in two namespaces (t-metrics-a, t-metrics-b) both get metrics from the addon through the
   report's own sampler (loadgen.resources), and removing one leaves the other's metrics working;
-- the HPA the program declares reads CPU utilisation from the addon;
-- two whole stacks, applied as the program renders them and checked by their own verification
-  commands, verify "balanced" with CPU/memory from the add-on; one removed, the other's
-  metrics are still served.
+- the HPA the program declares reads CPU utilisation from the addon.
+Two whole stacks verified side by side: test_real_cluster_two_stacks.py.
 
 Runs only where the cluster's kubeconfig exists and answers (skipped with the reason
-otherwise; the two-stack test also skips when the shared node has no room for its pods). The
-lighter checks run pause pods (an image every node has) labelled like the app's pods.
+otherwise). The checks run pause pods (an image every node has) labelled like the app's pods.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from metrics_cluster import CONTEXT, KUBECONFIG, absent, detect_or_skip, wait
 from stack_fixtures import ROOT, dev_config
 
 from components import offline, render
@@ -35,26 +28,16 @@ from components.metrics_api import MetricsApiState, probe
 from components.metrics_plan import decide, preflight, stack_id
 from components.settings import MetricsServerSettings
 
-KUBECONFIG = Path(
-    os.environ.get("SELFHEAL_LB_REAL_KUBECONFIG", "/root/.cache/selfheal-lb/cluster/kubeconfig")
-)
-CONTEXT = os.environ.get("SELFHEAL_LB_REAL_CONTEXT", "selfheal-lb")
 NAMESPACES = ("t-metrics-a", "t-metrics-b")
 HPA_NAMESPACE = "t-metrics-c"
 SELECTOR = "app.kubernetes.io/name=articles"
-DEADLINE_SECONDS = 180  # metrics-server scrapes every 15 s; a new pod shows within ~1 minute
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def detected() -> MetricsApiState:
-    if not KUBECONFIG.exists():
-        pytest.skip(f"no real cluster: {KUBECONFIG} does not exist (the lead's `make cluster`)")
-    state = probe(CONTEXT, str(KUBECONFIG))
-    if state.status == "unknown":
-        pytest.skip(f"the real cluster does not answer: {state.detail}")
-    return state
+    return detect_or_skip()
 
 
 def test_detection_against_the_real_api_server_answers_present(detected):
@@ -124,7 +107,7 @@ def core(detected) -> Iterator[Any]:
             if exc.status != 404:
                 raise
             continue
-        _wait(f"old namespace {ns} gone", lambda ns=ns: _absent(v1, ns), seconds=120)
+        wait(f"old namespace {ns} gone", lambda ns=ns: absent(v1, ns), seconds=120)
     yield v1
     for ns in (*NAMESPACES, HPA_NAMESPACE):  # leave nothing behind, whatever happened
         try:
@@ -134,17 +117,6 @@ def core(detected) -> Iterator[Any]:
                 raise
     api_client.close()
 
-
-def _absent(v1: Any, namespace: str) -> bool:
-    from kubernetes import client
-
-    try:
-        v1.read_namespace(namespace)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return True
-        raise
-    return False
 
 
 def _pause_image(v1: Any) -> str:
@@ -193,16 +165,6 @@ def _pod(namespace: str, image: str) -> dict[str, Any]:
     }
 
 
-def _wait(what: str, check, seconds: float = DEADLINE_SECONDS, every: float = 5.0):
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    pytest.fail(f"{what}: not within {seconds:.0f} s (last: {last!r})")
-
 
 def _pod_usage(namespace: str) -> dict[str, Any] | None:
     """The report's own sampler (loadgen.resources) over the namespace's app-labelled pods."""
@@ -227,23 +189,23 @@ def test_two_stacks_get_metrics_from_the_addon_and_removing_one_keeps_the_other(
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
         core.create_namespaced_pod(ns, _pod(ns, image))
     for ns in NAMESPACES:
-        _wait(
+        wait(
             f"pod in {ns} running",
             lambda ns=ns: core.read_namespaced_pod("metrics-probe", ns).status.phase == "Running",
             seconds=120,
         )
     for ns in NAMESPACES:
-        usage = _wait(f"pod metrics in {ns} from the addon", lambda ns=ns: _pod_usage(ns))
+        usage = wait(f"pod metrics in {ns} from the addon", lambda ns=ns: _pod_usage(ns))
         assert list(usage["pods"]) == ["metrics-probe"]
         assert usage["pods"]["metrics-probe"]["memory_mean_mib"] > 0
 
     # Remove "stack" a entirely; b's metrics must keep coming from the same addon.
     core.delete_namespace(NAMESPACES[0])
 
-    _wait(f"namespace {NAMESPACES[0]} deleted", lambda: _absent(core, NAMESPACES[0]), seconds=120)
+    wait(f"namespace {NAMESPACES[0]} deleted", lambda: absent(core, NAMESPACES[0]), seconds=120)
     after = probe(CONTEXT, str(KUBECONFIG))
     assert after.status == "available" and after.provider == detected.provider
-    usage = _wait(
+    usage = wait(
         f"pod metrics in {NAMESPACES[1]} after the removal", lambda: _pod_usage(NAMESPACES[1])
     )
     assert usage["pods"]["metrics-probe"]["samples"] >= 1
@@ -290,139 +252,5 @@ def test_the_stacks_hpa_gets_cpu_metrics_from_the_addon(detected, core):
                 return current.average_utilization
         return None
 
-    utilisation = _wait("HPA reading CPU from the addon", cpu_utilisation)
+    utilisation = wait("HPA reading CPU from the addon", cpu_utilisation)
     assert utilisation is not None and utilisation >= 0
-
-
-# --- two whole stacks, verified, then one removed -------------------------------------------
-# No Pulumi engine here: each stack's objects are what the program declares (under the mocks,
-# given the real detection), applied as rendered; its verification runs the very commands the
-# stack's local.Commands run. fortio's image is the copy loaded on the node (no image pulls from
-# this cluster), named through the stack's own loadgenImage key.
-
-STACKS = ("t-metrics-s1", "t-metrics-s2")
-NODE_FORTIO_IMAGE = os.environ.get(
-    "SELFHEAL_LB_REAL_FORTIO_IMAGE", "localhost/selfheal-lb/fortio:1.68.2"
-)
-COMMAND = "command:local:Command"
-
-
-def _unschedulable(v1: Any, namespace: str) -> str:
-    for pod in v1.list_namespaced_pod(namespace).items:
-        for cond in pod.status.conditions or []:
-            if cond.type == "PodScheduled" and cond.status == "False":
-                return f"{pod.metadata.name}: {cond.message}"
-    return ""
-
-
-def _wait_or_skip_if_no_room(v1: Any, namespace: str, what: str, check, seconds: float):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(5)
-    no_room = _unschedulable(v1, namespace)
-    if no_room:
-        pytest.skip(f"the shared node has no room for the stack's pods: {no_room}")
-    pytest.fail(f"{what}: not within {seconds:.0f} s")
-
-
-def _run_command(create: str, stdin: str = "") -> str:
-    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
-    proc = subprocess.run(
-        ["bash", "-c", create],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=400,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
-
-
-def _stand_up_and_verify(v1: Any, detected: MetricsApiState, ns: str) -> dict[str, Any]:
-    from kubernetes import client, utils
-
-    run = offline.run_program(
-        dev_config(
-            namespace=ns,
-            kubeContext=CONTEXT,
-            serviceType="ClusterIP",
-            loadgenImage=NODE_FORTIO_IMAGE,
-        ),
-        stack=ns,
-        preview=True,
-        metrics_api=detected,
-    )
-    assert run.outputs["metricsServer"]["installedByThisStack"] is False
-    objects = render.k8s_objects(run)
-    assert not [o for o in objects if o["kind"] in ("APIService", "ClusterRole")]
-    (job,) = [o for o in objects if o["kind"] == "Job"]
-    commands = {r.name: r.inputs["create"] for r in run.of_type(COMMAND)}
-    api_client = v1.api_client
-    for obj in objects:
-        if obj["kind"] != "Job":
-            utils.create_from_dict(api_client, obj)
-    apps = client.AppsV1Api(api_client)
-    _wait_or_skip_if_no_room(
-        v1,
-        ns,
-        f"Deployment articles in {ns} ready",
-        lambda: (
-            (apps.read_namespaced_deployment_status("articles", ns).status.ready_replicas or 0) >= 3
-        ),
-        seconds=240,
-    )
-    baseline = _run_command(commands["verification-snapshot"])
-    utils.create_from_dict(api_client, job)
-    batch = client.BatchV1Api(api_client)
-
-    def complete() -> bool:
-        status = batch.read_namespaced_job_status(job["metadata"]["name"], ns).status
-        return any(c.type == "Complete" and c.status == "True" for c in status.conditions or [])
-
-    _wait_or_skip_if_no_room(v1, ns, f"fortio Job in {ns} complete", complete, seconds=300)
-    return json.loads(_run_command(commands["verification-verify"], stdin=baseline))
-
-
-def test_two_stacks_verify_on_the_addon_and_one_removed_leaves_the_others_metrics(detected, core):
-    from kubernetes import client
-
-    for ns in STACKS:
-        try:
-            core.delete_namespace(ns)
-            _wait(f"old {ns} gone", lambda ns=ns: _absent(core, ns), seconds=120)
-        except client.ApiException as exc:
-            if exc.status != 404:
-                raise
-    try:
-        reports = {ns: _stand_up_and_verify(core, detected, ns) for ns in STACKS}
-        for ns, report in reports.items():
-            assert report["verdict"] == "balanced", (ns, report.get("reason"))
-            # The report's CPU/memory come from the add-on.
-            assert report["resources"]["available"] is True, (ns, report["resources"])
-            print(  # the figures, for the record (pytest -s)
-                f"{ns}: {report['verdict']} p={(report.get('distribution') or {}).get('p_value')} "
-                f"requests={[p.get('requests') for p in report.get('pods', [])]} "
-                f"resources: {report['resources'].get('note')}"
-            )
-        core.delete_namespace(STACKS[0])
-        _wait(f"{STACKS[0]} deleted", lambda: _absent(core, STACKS[0]), seconds=180)
-        assert probe(CONTEXT, str(KUBECONFIG)).status == "available"
-        selector = f"app.kubernetes.io/name=articles,app.kubernetes.io/instance={STACKS[1]}"
-        top = _run_command(
-            f"venv/bin/python -m loadgen top --namespace {STACKS[1]} --selector {selector} "
-            f"--context {CONTEXT} --json"
-        )
-        rep = json.loads(top)
-        assert rep["available"] is True, rep["note"]
-        assert len(rep["pods"]) == 3 and all(row["resources"] for row in rep["pods"]), rep
-    finally:
-        for ns in STACKS:
-            try:
-                core.delete_namespace(ns)
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
