@@ -47,6 +47,25 @@ def test_each_spoiled_report_fails_with_its_reason(spoil, message):
         checks.report_is_balanced(report, 3)
 
 
+def test_an_unpaced_step_needs_balance_and_figures_but_not_cpu_under_load():
+    """The Redis and sticky steps run the load unpaced: usage read after it still passes there,
+    an imbalance or a silent pod still fails, and the first deploy's check still refuses it."""
+    after = copy.deepcopy(load("balanced"))
+    after["resources"]["note"] = "the load had finished before verify ran: usage just after it"
+    assert checks.report_is_balanced(after, 3, under_load=False).startswith("balanced over 3")
+    with pytest.raises(checks.CheckFailed, match="not sampled under load"):
+        checks.report_is_balanced(after, 3)
+    for spoil, message in [
+        (lambda r: r.update(verdict="imbalanced"), "verdict 'imbalanced'"),
+        (lambda r: r["pods"][0].update(requests=0), "served no request"),
+        (lambda r: r["resources"].update(available=False), "no CPU/memory"),
+    ]:
+        report = copy.deepcopy(after)
+        spoil(report)
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.report_is_balanced(report, 3, under_load=False)
+
+
 def test_fortio_errors_or_a_short_run_fail():
     report = copy.deepcopy(load("balanced"))
     with pytest.raises(checks.CheckFailed, match="3001 expected"):
