@@ -7,7 +7,7 @@
 #               workers, one per core (app/bench/baseline.py)
 #   redis:      the production server with the shared store on: a real redis-server on
 #               loopback (append-only file, fsync every second, as the StateStore runs it);
-#               every request is one MULTI/EXEC (INCR + the new visitor's session), since wrk
+#               every request counts one view and makes the new visitor's session, since wrk
 #               sends no cookies. Skipped when redis-server is not installed.
 # Knobs: BENCH_SECONDS (default 15), BENCH_CONNECTIONS (100), BENCH_PATH (/article/1).
 set -euo pipefail

@@ -8,6 +8,7 @@ import http.client
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -62,6 +63,44 @@ def test_views_exact_under_fortio_load_and_sessions_shared(tmp_path: Path) -> No
         assert len(set(served_by)) == 3, served_by
         recent = re.search(r'class="recent">(.*?)</p>', page).group(1)
         assert "Spreading the load" in recent and "Self-healing" in recent, recent
+
+
+def test_every_page_under_concurrent_load_shows_its_own_count(tmp_path: Path) -> None:
+    """Views of concurrent requests go to Redis in batches: still, across the three pods, the
+    pages show each count from 1 to N exactly once, and every new visitor gets a session of
+    their own holding just the article they read."""
+    need_tools()
+    total, threads = 600, 30
+    with (
+        redis_server(tmp_path) as redis,
+        pods(tmp_path, redis, PODS) as servers,
+        haproxy(servers, tmp_path) as url,
+    ):
+        host = urlsplit(url)
+        views = re.compile(r'class="views">Views: <strong>(\d+)</strong>')
+
+        def visit(_: int) -> tuple[int, str, str]:
+            conn = http.client.HTTPConnection(host.hostname, host.port, timeout=10)
+            conn.request("GET", "/article/3")
+            resp = conn.getresponse()
+            page = resp.read().decode()
+            conn.close()
+            assert resp.status == 200, page[:200]
+            m = views.search(page)
+            assert m, page[:400]
+            cookie = resp.getheader("Set-Cookie") or ""
+            return int(m.group(1)), cookie, resp.getheader("X-Served-By")
+
+        with ThreadPoolExecutor(threads) as pool:
+            seen = list(pool.map(visit, range(total), timeout=120))
+        assert sorted(count for count, _, _ in seen) == list(range(1, total + 1))
+        sessions = {cookie.split(";")[0] for _, cookie, _ in seen}
+        assert len(sessions) == total and all(s.startswith("sid=") for s in sessions)
+        assert {pod for _, _, pod in seen} == set(PODS)
+        client = redis.client()
+        assert int(client.get("articles:views:3")) == total
+        for sid in list(sessions)[:20]:
+            assert client.lrange(f"articles:session:{sid[4:]}", 0, -1) == [b"3"]
 
 
 def test_the_check_catches_lost_updates_of_read_modify_write(tmp_path: Path) -> None:
