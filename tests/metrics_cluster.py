@@ -3,19 +3,14 @@ program's own metrics API probe against it (or a skip saying why not), and bound
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cluster.paths import CONTEXT, KUBECONFIG
 from components.metrics_api import MetricsApiState, probe
 
-KUBECONFIG = Path(
-    os.environ.get("SELFHEAL_LB_REAL_KUBECONFIG", "/root/.cache/selfheal-lb/cluster/kubeconfig")
-)
-CONTEXT = os.environ.get("SELFHEAL_LB_REAL_CONTEXT", "selfheal-lb")
 DEADLINE_SECONDS = 180  # metrics-server scrapes every 15 s; a new pod shows within ~1 minute
 
 

@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 import yaml
-from metrics_cluster import CONTEXT, KUBECONFIG, absent, detect_or_skip, wait
+from metrics_cluster import absent, detect_or_skip, wait
 from stack_fixtures import ROOT, dev_config
 
+from cluster.paths import CONTEXT, KUBECONFIG
 from components import offline, render
 from components.metrics_api import MetricsApiState, probe
 from components.metrics_plan import decide, preflight, stack_id

@@ -23,9 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from metrics_cluster import CONTEXT, KUBECONFIG, absent, detect_or_skip, wait
+from metrics_cluster import absent, detect_or_skip, wait
 from stack_fixtures import ROOT, dev_config
 
+from cluster.paths import CONTEXT, KUBECONFIG, KUBECTL
 from components import offline, render
 from components.metrics_api import MetricsApiState, probe
 
@@ -155,8 +156,7 @@ def _build_and_load_image(detected: MetricsApiState) -> str:
         stack=STACKS[0],
         metrics_api=detected,
     )
-    kubectl = KUBECONFIG.parent / "bin" / "kubectl"
-    deployer = Deployer(kubectl=str(kubectl), kubeconfig=str(KUBECONFIG), context=CONTEXT)
+    deployer = Deployer(kubectl=str(KUBECTL), kubeconfig=str(KUBECONFIG), context=CONTEXT)
     (build,) = run.of_type(IMAGE)
     deployer.create(build)
     (load,) = [r for r in run.of_type(COMMAND) if r.name == "image-load"]

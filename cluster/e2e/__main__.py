@@ -28,17 +28,12 @@ from typing import Any
 
 from cluster.e2e import checks
 from cluster.e2e.stack import PROJECT_DIR, Deployer, DeployError, evaluator, write_report
+from cluster.paths import CONTEXT, KUBECONFIG, KUBECTL
 from components import labels, offline
 from components.metrics_api import MetricsApiState
 from components.metrics_api import probe as probe_metrics_api
 from components.settings import ConfigError
 
-CACHE = Path(
-    os.environ.get("SELFHEAL_LB_CACHE")
-    or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "selfheal-lb"
-)
-KUBECONFIG = CACHE / "cluster" / "kubeconfig"
-KUBECTL = CACHE / "cluster" / "bin" / "kubectl"
 FAILURES = (DeployError, checks.CheckFailed, subprocess.CalledProcessError, ConfigError)
 # The Redis and sticky steps check counts and who served whom, not CPU under load (the first
 # deploy does): the same 3 x 100 connections x 1000 requests, unpaced, which also presses the
@@ -242,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     if not KUBECONFIG.exists() or not KUBECTL.exists():
         say("e2e: no local cluster: run 'make cluster' first")
         return 1
-    d = Deployer(kubectl=str(KUBECTL), kubeconfig=str(KUBECONFIG), context="selfheal-lb", log=say)
+    d = Deployer(kubectl=str(KUBECTL), kubeconfig=str(KUBECONFIG), context=CONTEXT, log=say)
     if d.kc("get", "--raw", "/readyz", check=False, timeout=10).returncode != 0:
         say("e2e: the local cluster does not answer: run 'make cluster' (it restarts it)")
         return 1

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cluster.paths import KUBECONFIG
 from components import operator_probe
 from components.operator_probe import ENV_OVERRIDE, ProbeResult, ask_cluster, resolve_mode
 
 TOKEN = "probe-test-token"
-CLUSTER_KUBECONFIG = Path("/root/.cache/selfheal-lb/cluster/kubeconfig")
 
 
 class _Api(http.server.BaseHTTPRequestHandler):
@@ -164,7 +164,7 @@ def test_resolution_of_auto(monkeypatch):
     assert resolve_mode("auto", "ctx", pytest.fail).warn
 
 
-@pytest.mark.skipif(not CLUSTER_KUBECONFIG.exists(), reason="the real cluster is not up")
+@pytest.mark.skipif(not KUBECONFIG.exists(), reason="the real cluster is not up")
 def test_the_real_cluster_gives_a_definite_answer():
-    result = ask_cluster("", kubeconfig=str(CLUSTER_KUBECONFIG))
+    result = ask_cluster("", kubeconfig=str(KUBECONFIG))
     assert result.present is not None, result.detail

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-CONTEXT = "selfheal-lb"
+from cluster.paths import CONTEXT, KUBECONFIG
+
 # What loadgen/README.md says the kubeconfig's user needs in the app's namespace.
 LOADGEN_RULES = [
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "delete"]},
@@ -32,8 +33,7 @@ LOADGEN_RULES = [
 
 
 def kubeconfig_path() -> Path:
-    default = Path.home() / ".cache" / "selfheal-lb" / "cluster" / "kubeconfig"
-    return Path(os.environ.get("SELFHEAL_LB_CLUSTER_KUBECONFIG", default))
+    return Path(os.environ.get("SELFHEAL_LB_CLUSTER_KUBECONFIG", KUBECONFIG))
 
 
 @dataclass

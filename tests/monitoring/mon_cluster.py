@@ -8,14 +8,13 @@ import contextlib
 import secrets
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cluster.paths import KUBECONFIG
 from components import offline, render
 
-KUBECONFIG = Path("/root/.cache/selfheal-lb/cluster/kubeconfig")
 SKIP_NO_CLUSTER = pytest.mark.skipif(
     not KUBECONFIG.exists(), reason=f"no cluster kubeconfig at {KUBECONFIG}"
 )
