@@ -7,7 +7,8 @@ other's metrics are still served.
 No Pulumi engine here: the objects are applied with the official client and the verification
 runs the very commands the stack's local.Commands run. fortio's image is the copy loaded on the
 node (no image pulls from this cluster), named through the stack's own loadgenImage key; the app
-image is built from this checkout and loaded into the node the way the local stack does it.
+image is built from this checkout and loaded into the node the way the local stack does it
+(node_app_image.py).
 Skipped with the reason when the cluster is not there, or when the shared node has no room.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,9 +24,10 @@ from typing import Any
 
 import pytest
 from metrics_cluster import absent, detect_or_skip, wait
+from node_app_image import app_image_on_node
 from stack_fixtures import ROOT, dev_config
 
-from cluster.paths import CONTEXT, KUBECONFIG, KUBECTL
+from cluster.paths import CONTEXT, KUBECONFIG
 from components import offline, render
 from components.metrics_api import MetricsApiState, probe
 
@@ -35,14 +36,6 @@ NODE_FORTIO_IMAGE = os.environ.get(
     "SELFHEAL_LB_REAL_FORTIO_IMAGE", "localhost/selfheal-lb/fortio:1.68.2"
 )
 COMMAND = "command:local:Command"
-# How the local cluster's stack (Pulumi.local.yaml) gets its image onto the node.
-LOCAL_IMAGE_KEYS = (
-    "imageRepository",
-    "imageBase",
-    "imageLoadCommand",
-    "imagePush",
-    "imagePullPolicy",
-)
 SKIP_AWAIT = "pulumi.com/skipAwait"
 
 pytestmark = pytest.mark.slow
@@ -133,37 +126,6 @@ def _render(detected: MetricsApiState, ns: str, image_ref: str) -> offline.Progr
     return run
 
 
-def _build_and_load_image(detected: MetricsApiState) -> str:
-    """The app image of this checkout on the node, as make e2e puts it there (a fresh machine
-    runs make test first): the offline base, then the local stack's own build and load
-    commands (Pulumi.local.yaml). Returns its reference."""
-    from cluster.e2e.stack import IMAGE, Deployer
-
-    if shutil.which("docker") is None:
-        pytest.skip("docker is not installed: the app image cannot be built for the node")
-    requirements = str(ROOT / "app" / "requirements.txt")
-    base = subprocess.run(
-        [str(ROOT / "scripts" / "docker-base.sh"), "--wheels", requirements],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert base.returncode == 0, base.stderr[-2000:]
-    local = offline.stack_config("local")
-    image = {key: local[f"selfheal-lb:{key}"] for key in LOCAL_IMAGE_KEYS}
-    run = offline.run_program(
-        dev_config(namespace=STACKS[0], kubeContext=CONTEXT, **image),
-        stack=STACKS[0],
-        metrics_api=detected,
-    )
-    deployer = Deployer(kubectl=str(KUBECTL), kubeconfig=str(KUBECONFIG), context=CONTEXT)
-    (build,) = run.of_type(IMAGE)
-    deployer.create(build)
-    (load,) = [r for r in run.of_type(COMMAND) if r.name == "image-load"]
-    deployer.create(load)
-    return str(build.inputs["imageName"])
-
-
 def _stand_up_and_verify(v1: Any, ns: str, run: offline.ProgramRun) -> dict[str, Any]:
     from kubernetes import client, utils
 
@@ -202,7 +164,7 @@ def _stand_up_and_verify(v1: Any, ns: str, run: offline.ProgramRun) -> dict[str,
 
 def test_two_stacks_verify_on_the_addon_and_one_removed_leaves_the_others_metrics(detected, core):
     # Both at once, as two users' stacks share the cluster (and in half the time of one by one).
-    image_ref = _build_and_load_image(detected)
+    image_ref = app_image_on_node()
     runs = {ns: _render(detected, ns, image_ref) for ns in STACKS}
     with ThreadPoolExecutor(len(STACKS)) as pool:
         futures = {ns: pool.submit(_stand_up_and_verify, core, ns, runs[ns]) for ns in STACKS}

@@ -1,6 +1,7 @@
 """The real local cluster (cluster/, `make cluster`) for the monitoring and quota tests: reach
-it, render the stack's own objects for a small config into a namespace of this test's, pick an
-image the node already has (nothing can be pulled), deploy, wait, and always clean up."""
+it, render the stack's own objects for a small config into a namespace of this test's, with the
+app image of this checkout built and loaded into the node (nothing can be pulled), deploy, wait,
+and always clean up."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
+from node_app_image import app_image_on_node
 
 from cluster.paths import KUBECONFIG
 from components import offline, render
@@ -33,24 +35,6 @@ def api_client():
     except Exception as err:  # any failure to reach it: the cluster is not up right now
         pytest.skip(f"the cluster's API does not answer: {err}")
     return api
-
-
-def node_image(api) -> tuple[str, bool]:
-    """(image, is_the_app): the app image if the node has one, else its fortio image."""
-    from kubernetes import client
-
-    names = [
-        name
-        for node in client.CoreV1Api(api).list_node().items
-        for image in node.status.images or []
-        for name in image.names or []
-        if "@" not in name
-    ]
-    for marker, is_app in (("selfheal-lb/articles:", True), ("fortio", False)):
-        found = sorted(n for n in names if marker in n)
-        if found:
-            return found[0], is_app
-    pytest.skip(f"no app or fortio image on the node (images: {names[:10]})")
 
 
 def stack_objects(namespace: str, overrides: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -81,23 +65,16 @@ def deployed(api, prefix: str, overrides: Mapping[str, Any]) -> Iterator[dict[st
     from kubernetes import client, utils
 
     namespace = f"{prefix}-{secrets.token_hex(3)}"
-    image, is_app = node_image(api)
+    image = app_image_on_node()
     objects = stack_objects(namespace, overrides)
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     container["image"], container["imagePullPolicy"] = image, "Never"
-    if not is_app:
-        # fortio's echo server answers every path with 200, so the app's probes pass; the
-        # image is FROM scratch (no `sleep` for the preStop hook).
-        container["command"] = ["/usr/bin/fortio"]
-        container["args"] = ["server", "-http-port", "8080", "-grpc-port", "disabled",
-                             "-redirect-port", "disabled"]  # fmt: skip
-        container.pop("lifecycle", None)
     core = client.CoreV1Api(api)
     try:
         for obj in objects:
             utils.create_from_dict(api, obj)
-        yield {"namespace": namespace, "objects": objects, "image": image, "is_app": is_app}
+        yield {"namespace": namespace, "objects": objects, "image": image}
     finally:
         core.delete_namespace(namespace)
         deadline = time.monotonic() + 120

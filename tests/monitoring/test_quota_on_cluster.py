@@ -4,9 +4,8 @@ a full rollout at that maximum and a drill (the project's `python -m loadgen dri
 quota does bind: one replica more than it holds is refused by the API server.
 
 Runs only when the cluster's kubeconfig exists and its API answers; it works in its own
-namespace t-monitoring-quota-<random> and deletes it afterwards. The pods run the app image when the
-node has one, else the node's fortio image as an HTTP server (the quota counts pods and their
-resources, not what runs in them).
+namespace t-monitoring-quota-<random> and deletes it afterwards. The pods run the app image of
+this checkout, built and loaded into the node (tests/node_app_image.py).
 """
 
 from __future__ import annotations
