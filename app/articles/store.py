@@ -13,6 +13,7 @@ The views of a worker's concurrent requests go out together, one script call per
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import re
 import threading
@@ -33,6 +34,7 @@ SESSION_KEY = "articles:session:{}"
 RECENT = 5  # articles a session remembers
 SESSION_TTL_SECONDS = 1800  # idle time after which a session is forgotten
 RETRY_AFTER_SECONDS = 1.0
+log = logging.getLogger("articles.store")
 MAX_BATCH = 64  # views per script call; above the threads of a worker, so one call takes all
 # A batch of views in one script, which Redis runs atomically as one command (MULTI/EXEC of
 # six commands per view cost the client several times the parsing: 47 against 82 us per view).
@@ -201,9 +203,18 @@ class RedisStore:
     def _usable(self) -> bool:
         return time.monotonic() >= self._down_until
 
-    def _failed(self) -> None:
+    def _failed(self, err: BaseException) -> None:
         with self._lock:
+            was_up = time.monotonic() >= self._down_until + RETRY_AFTER_SECONDS
             self._down_until = time.monotonic() + RETRY_AFTER_SECONDS
+        if was_up:  # once per outage, not once per request: the log stays readable
+            log.warning(
+                "redis unreachable (%s: %s): pages are served without views and sessions, "
+                "retrying every %.0f s",
+                type(err).__name__,
+                err,
+                RETRY_AFTER_SECONDS,
+            )
 
     def visit(self, article_id: int, session_id: str | None, *, count: bool) -> Visit:
         if not self._usable():
@@ -224,8 +235,8 @@ class RedisStore:
             if skey is not None:
                 pipe.lrange(skey, 0, RECENT - 1)
             views, *rest = pipe.execute()
-        except (redis.RedisError, OSError):
-            self._failed()
+        except (redis.RedisError, OSError) as err:
+            self._failed(err)
             return UNAVAILABLE
         articles = tuple(int(x) for x in rest[0]) if rest else None
         return Visit(int(views or 0), articles, None, False)
@@ -247,8 +258,8 @@ class RedisStore:
                 self._record_views = self._views_client.register_script(RECORD_VIEWS)
             self._drop_closed_connection(self._views_client)
             replies = self._record_views(keys=keys, args=args)
-        except (redis.RedisError, OSError):
-            self._failed()
+        except (redis.RedisError, OSError) as err:
+            self._failed(err)
             return []
         return [
             (int(reply[0]), tuple(int(x) for x in reply[1]), False)
@@ -263,8 +274,8 @@ class RedisStore:
         try:
             self._drop_closed_connection(self.client)
             values = self.client.mget([VIEWS_KEY.format(a) for a in self.article_ids])
-        except (redis.RedisError, OSError):
-            self._failed()
+        except (redis.RedisError, OSError) as err:
+            self._failed(err)
             return None
         return {a: int(v or 0) for a, v in zip(self.article_ids, values, strict=True)}
 

@@ -35,6 +35,18 @@ def _docker(*args: str, timeout: float = 60, check: bool = True) -> str:
     return result.stdout
 
 
+def _logs(container: str) -> str:
+    """A container's output, both streams (the app logs its warnings to stderr)."""
+    result = subprocess.run(
+        ["docker", "logs", "--tail", "60", container],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    return result.stdout + result.stderr
+
+
 @pytest.fixture(scope="module")
 def offline_base() -> str:
     """The Debian base plus a wheelhouse of app/requirements.txt: the build needs no network.
@@ -233,7 +245,9 @@ def test_image_with_the_redis_image_wired_as_the_pods_are(image: str, tmp_path: 
                 time.sleep(1.2)
                 continue
             pages.append((body, cookie))
-        assert len(pages) == 2, _docker("logs", redis_name, check=False)
+        assert len(pages) == 2, (
+            f"redis:\n{_logs(redis_name)}\napp:\n{_logs(app_name)}"
+        )
         assert "Views: <strong>1</strong>" in pages[0][0]
         assert "Views: <strong>2</strong>" in pages[1][0]
         assert pages[0][1] and pages[0][1].startswith("sid=")

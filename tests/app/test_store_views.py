@@ -5,6 +5,7 @@ Two app instances stand for two pods: they share nothing but the Redis server.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
@@ -131,14 +132,18 @@ def test_head_neither_counts_nor_opens_a_session(redis) -> None:  # type: ignore
 
 
 def test_store_down_pages_still_served_and_failures_reported_then_recovery(  # type: ignore[no-untyped-def]
-    redis,
+    redis, caplog
 ) -> None:
     c = _pod("pod-a", redis)
     assert c.get("/article/1").status_code == 200
     redis.kill()
     started = time.monotonic()
-    down = [c.get("/article/1") for _ in range(5)]
+    with caplog.at_level(logging.WARNING, logger="articles.store"):
+        down = [c.get("/article/1") for _ in range(5)]
     assert time.monotonic() - started < 2.0, "the store's timeout bounds each request"
+    # One line for the outage, saying why, not one per request.
+    warnings = [r.getMessage() for r in caplog.records if r.name == "articles.store"]
+    assert len(warnings) == 1 and warnings[0].startswith("redis unreachable ("), warnings
     assert [r.status_code for r in down] == [200] * 5
     assert all(_views(r.text).startswith("Views: unavailable") for r in down)
     assert c.get("/readyz").status_code == 200, "articles are the core service: still ready"
