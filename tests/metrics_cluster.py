@@ -1,5 +1,6 @@
 """The real cluster of `make cluster` for the metrics-server tests: where its kubeconfig is, the
-program's own metrics API probe against it (or a skip saying why not), and bounded waits."""
+program's own metrics API probe against it (or a skip saying why not), bounded waits and
+namespace clean-up."""
 
 from __future__ import annotations
 
@@ -44,3 +45,16 @@ def absent(v1: Any, namespace: str) -> bool:
             return True
         raise
     return False
+
+
+def delete_namespace(v1: Any, namespace: str) -> bool:
+    """Starts deleting the namespace; False when there was none."""
+    from kubernetes import client
+
+    try:
+        v1.delete_namespace(namespace)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        return False
+    return True

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import shutil
-import subprocess
 
 import pytest
 from stack_fixtures import ROOT, dev_config
@@ -24,24 +23,16 @@ LOCAL_IMAGE_KEYS = (
     "imagePush",
     "imagePullPolicy",
 )
-COMMAND = "command:local:Command"
 
 
 @functools.cache  # once per test process: the tests that need it share one worker
 def app_image_on_node() -> str:
     """Builds and loads the image (quick when both are already done); returns its reference."""
-    from cluster.e2e.stack import IMAGE, Deployer
+    from cluster.e2e.stack import COMMAND, IMAGE, Deployer, run_script
 
     if shutil.which("docker") is None:
         pytest.skip("docker is not installed: the app image cannot be built for the node")
-    requirements = str(ROOT / "app" / "requirements.txt")
-    base = subprocess.run(
-        [str(ROOT / "scripts" / "docker-base.sh"), "--wheels", requirements],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert base.returncode == 0, base.stderr[-2000:]
+    run_script("docker-base.sh", "--wheels", str(ROOT / "app" / "requirements.txt"))
     local = offline.stack_config("local")
     image = {key: local[f"selfheal-lb:{key}"] for key in LOCAL_IMAGE_KEYS}
     run = offline.run_program(dev_config(namespace="t-image", kubeContext=CONTEXT, **image))

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from metrics_cluster import absent, detect_or_skip, wait
+from metrics_cluster import absent, delete_namespace, detect_or_skip, wait
 from stack_fixtures import ROOT, dev_config
 
 from cluster.paths import CONTEXT, KUBECONFIG
@@ -102,20 +102,11 @@ def core(detected) -> Iterator[Any]:
     api_client = config.new_client_from_config(config_file=str(KUBECONFIG), context=CONTEXT)
     v1 = client.CoreV1Api(api_client)
     for ns in (*NAMESPACES, HPA_NAMESPACE):  # left over from an interrupted run: start clean
-        try:
-            v1.delete_namespace(ns)
-        except client.ApiException as exc:
-            if exc.status != 404:
-                raise
-            continue
-        wait(f"old namespace {ns} gone", lambda ns=ns: absent(v1, ns), seconds=120)
+        if delete_namespace(v1, ns):
+            wait(f"old namespace {ns} gone", lambda ns=ns: absent(v1, ns), seconds=120)
     yield v1
     for ns in (*NAMESPACES, HPA_NAMESPACE):  # leave nothing behind, whatever happened
-        try:
-            v1.delete_namespace(ns)
-        except client.ApiException as exc:
-            if exc.status != 404:
-                raise
+        delete_namespace(v1, ns)
     api_client.close()
 
 

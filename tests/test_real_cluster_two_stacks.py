@@ -23,20 +23,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from metrics_cluster import absent, detect_or_skip, wait
+from metrics_cluster import absent, delete_namespace, detect_or_skip, wait
 from node_app_image import app_image_on_node
 from stack_fixtures import ROOT, dev_config
 
+from cluster.e2e.stack import COMMAND, SKIP_AWAIT
 from cluster.paths import CONTEXT, KUBECONFIG
 from components import offline, render
 from components.metrics_api import MetricsApiState, probe
 
 STACKS = ("t-metrics-s1", "t-metrics-s2")
+# fortio as the local cluster's stack names it (built from its Go module, loaded on the node).
 NODE_FORTIO_IMAGE = os.environ.get(
-    "SELFHEAL_LB_REAL_FORTIO_IMAGE", "localhost/selfheal-lb/fortio:1.68.2"
+    "SELFHEAL_LB_REAL_FORTIO_IMAGE", offline.stack_config("local")["selfheal-lb:loadgenImage"]
 )
-COMMAND = "command:local:Command"
-SKIP_AWAIT = "pulumi.com/skipAwait"
 
 pytestmark = pytest.mark.slow
 
@@ -54,22 +54,12 @@ def core(detected) -> Iterator[Any]:
     api_client = config.new_client_from_config(config_file=str(KUBECONFIG), context=CONTEXT)
     v1 = client.CoreV1Api(api_client)
     for ns in STACKS:  # left over from an interrupted run: start clean
-        _delete_namespace(v1, ns)
-        wait(f"old {ns} gone", lambda ns=ns: absent(v1, ns), seconds=120)
+        if delete_namespace(v1, ns):
+            wait(f"old {ns} gone", lambda ns=ns: absent(v1, ns), seconds=120)
     yield v1
     for ns in STACKS:  # leave nothing behind, whatever happened
-        _delete_namespace(v1, ns)
+        delete_namespace(v1, ns)
     api_client.close()
-
-
-def _delete_namespace(v1: Any, namespace: str) -> None:
-    from kubernetes import client
-
-    try:
-        v1.delete_namespace(namespace)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
 
 
 def _unschedulable(v1: Any, namespace: str) -> str:

@@ -171,6 +171,7 @@ class RedisStore:
         # The views' connection, made on first use (a client connects as it is made): used only
         # by the thread whose turn it is to send a batch.
         self._views_client: redis.Redis | None = None
+        self._record_views: Any = None  # its EVALSHA of RECORD_VIEWS
         # A send is bounded by connecting plus one reply; a view waits at most for the batch
         # that is out and then its own.
         self._batcher: Batcher[PendingView, ViewReply] = Batcher(
@@ -204,9 +205,10 @@ class RedisStore:
         return time.monotonic() >= self._down_until
 
     def _failed(self, err: BaseException) -> None:
+        now = time.monotonic()
         with self._lock:
-            was_up = time.monotonic() >= self._down_until + RETRY_AFTER_SECONDS
-            self._down_until = time.monotonic() + RETRY_AFTER_SECONDS
+            was_up = now >= self._down_until + RETRY_AFTER_SECONDS
+            self._down_until = now + RETRY_AFTER_SECONDS
         if was_up:  # once per outage, not once per request: the log stays readable
             log.warning(
                 "redis unreachable (%s: %s): pages are served without views and sessions, "

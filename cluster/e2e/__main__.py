@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from cluster.e2e import checks
-from cluster.e2e.stack import PROJECT_DIR, Deployer, DeployError, evaluator, write_report
+from cluster.e2e.stack import (
+    PROJECT_DIR,
+    Deployer,
+    DeployError,
+    evaluator,
+    run_script,
+    write_report,
+)
 from cluster.paths import CONTEXT, KUBECONFIG, KUBECTL
 from components import labels, offline
 from components.metrics_api import MetricsApiState
@@ -103,9 +110,8 @@ class EndToEnd:
         return f"node CPU {top[1]} ({top[2]}), memory {top[3]} ({top[4]})" if top else "n/a"
 
     def base_image(self) -> str:
-        return self.script(
-            "docker-base.sh", "--wheels", str(PROJECT_DIR / "app" / "requirements.txt")
-        )
+        requirements = PROJECT_DIR / "app" / "requirements.txt"
+        return run_script("docker-base.sh", "--wheels", str(requirements))
 
     def first_deploy(self) -> None:
         t0 = time.monotonic()
@@ -158,7 +164,7 @@ class EndToEnd:
 
     def shared_state(self) -> str:
         """stateStore redis: views counted exactly across pods, under the same load."""
-        image = self.script("redis-image.sh")
+        image = run_script("redis-image.sh")
         proc = subprocess.run(
             [str(PROJECT_DIR / "cluster" / "images.sh"), "load", image],
             capture_output=True,
@@ -177,18 +183,6 @@ class EndToEnd:
         replicas = int(self.run.outputs["appReplicas"])
         balanced = checks.report_is_balanced(report, replicas, under_load=False)
         return checks.views_consistent(report) + "; " + balanced
-
-    def script(self, name: str, *args: str) -> str:
-        """Runs scripts/NAME and returns the last line it prints (an image reference)."""
-        proc = subprocess.run(
-            [str(PROJECT_DIR / "scripts" / name), *args],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHON": sys.executable},
-        )
-        if proc.returncode != 0:
-            raise DeployError(f"scripts/{name}: {proc.stderr.strip().splitlines()[-1:]}")
-        return proc.stdout.strip().splitlines()[-1]
 
     def sticky_sessions(self) -> str:
         report, acted = self.deploy(sessionAffinity="ClientIP", **UNPACED)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,24 @@ STDOUT_MARK = "@@stdout-of:"  # stands in for a command's stdout in the program'
 
 class DeployError(RuntimeError):
     """One step failed; the message names the resource and says why in one line."""
+
+
+def run_script(name: str, *args: str, timeout: float = 900) -> str:
+    """Runs scripts/NAME (the offline build base, the Redis image) and returns the last line it
+    prints: the image reference it made."""
+    try:
+        proc = subprocess.run(
+            [str(PROJECT_DIR / "scripts" / name), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHON": sys.executable},
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise DeployError(f"scripts/{name} did not finish within {timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        raise DeployError(f"scripts/{name}: {proc.stderr.strip().splitlines()[-1:]}")
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def _stdout_token(rec: offline.RecordedResource) -> str:
