@@ -65,11 +65,9 @@ class Settings:
             host=env.get("HOST", "").strip() or "0.0.0.0",
             port=_int(env, "PORT", 8080, 1, 65535),
             workers=_int(env, "WEB_CONCURRENCY", 2, 1, 64),
-            # With the shared store every article view waits for its batch's Redis round trip
-            # and holds its thread meanwhile: more threads keep the cores busy and the batches
-            # full (measured on 2 cores: 8 threads 10.0k req/s, 16 10.9k, 24 12.7k, 32 13.0k).
-            # Without it the work is CPU only.
-            threads=_int(env, "THREADS", 32 if store_url else 2, 1, 64),
+            # Threads per worker for the routes Flask serves (/metrics, probes, errors); the
+            # article pages are answered on the worker's event loop (asgi.py) and need none.
+            threads=_int(env, "THREADS", 4, 1, 64),
             drain_seconds=drain,
             graceful_timeout=graceful,
             store_url=store_url,

@@ -14,7 +14,8 @@ from .lifecycle import DRAIN
 from .observability import ROUTE_KEY, Metrics, ObservabilityMiddleware
 from .pages import PageCache
 from .podcounter import POD_COUNTERS
-from .store import PodStore, RedisStore, Store
+from .redis_store import RedisStore
+from .store import PodStore, Store
 from .visits import ArticlePages
 
 

@@ -6,8 +6,8 @@ keyed by the session id in their cookie, so whichever pod answers the next reque
 Every call is bounded by the configured timeout and never retried inside a request; after a
 failure the store is skipped for RETRY_AFTER_SECONDS so pages stay fast while it is down.
 A view that could not be confirmed is reported as failed (metrics), never silently dropped.
-The views of a worker's concurrent requests go out together, one script call per round trip
-(batching.py).
+The views of a worker's concurrent requests go out together, one script call per round trip:
+redis_async.py on the server's event loop, redis_store.py for threads (the WSGI app).
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .batching import Batcher
 from .podcounter import PodCounters
 
 VIEWS_KEY = "articles:views:{}"
@@ -35,7 +33,7 @@ RECENT = 5  # articles a session remembers
 SESSION_TTL_SECONDS = 1800  # idle time after which a session is forgotten
 RETRY_AFTER_SECONDS = 1.0
 log = logging.getLogger("articles.store")
-MAX_BATCH = 64  # views per script call; above the threads of a worker, so one call takes all
+MAX_BATCH = 64  # views per script call (redis_async.py)
 # A batch of views in one script, which Redis runs atomically as one command (MULTI/EXEC of
 # six commands per view cost the client several times the parsing: 47 against 82 us per view).
 # Per view i (from 0): KEYS[3i+1] its article's counter, KEYS[3i+2] the session its cookie named
@@ -132,79 +130,101 @@ class Visit:
 UNAVAILABLE = Visit(None, None, None, False)
 
 
-class Store(Protocol):
+class StoreTraits(Protocol):
     kind: str  # "redis" or "pod" (the metrics' store label)
     shared: bool  # one counter for every pod
     sessions: bool  # keeps server-side sessions
 
+
+class Store(StoreTraits, Protocol):
     def visit(self, article_id: int, session_id: str | None, *, count: bool) -> Visit: ...
 
     def stored_views(self) -> dict[int, int] | None: ...
 
 
-class RedisStore:
-    kind = "redis"
-    shared = True
-    sessions = True
+class AsyncStore(StoreTraits, Protocol):
+    """A store for the asyncio path (asgi.py)."""
 
-    def __init__(
-        self, url: str, password: str, timeout_ms: int, article_ids: Iterable[int]
-    ) -> None:
-        timeout = timeout_ms / 1000
-        self.article_ids = tuple(sorted(article_ids))
-        self._options = {
-            "url": url,
-            "password": password or None,
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-            # redis-py retries 3 times by default: that would multiply the bound per request.
-            "retry": Retry(NoBackoff(), 0),
-            "client_name": "articles",
-            # One connection per thread, held: no pool to lock and check (the pool's get and
-            # release, with their fork checks, cost as much as the rest of the request).
-            "single_connection_client": True,
-        }
-        self._local = threading.local()
-        self._session_ids = SessionIds()
+    async def visit(self, article_id: int, session_id: str | None, *, count: bool) -> Visit: ...
+
+    async def aclose(self) -> None: ...
+
+
+def redis_options(url: str, password: str, timeout: float) -> dict[str, Any]:
+    """Client options of both Redis stores (this one and redis_async.py)."""
+    return {
+        "url": url,
+        "password": password or None,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        # redis-py retries 3 times by default: that would multiply the bound per request.
+        "retry": Retry(NoBackoff(), 0),
+        "client_name": "articles",
+        # One connection per client, held: no pool to lock and check (the pool's get and
+        # release, with their fork checks, cost as much as the rest of the request).
+        "single_connection_client": True,
+    }
+
+
+def script_call(views: Sequence[PendingView]) -> tuple[list[str], list[Any]]:
+    """RECORD_VIEWS' keys and arguments for a batch of views."""
+    keys: list[str] = []
+    args: list[Any] = [RECENT, SESSION_TTL_SECONDS]
+    for v in views:
+        fresh_key = SESSION_KEY.format(v.fresh_session)
+        keys += [v.views_key, v.session_key or fresh_key, fresh_key]
+        args += [v.article_id, "1" if v.session_key else "0"]
+    return keys, args
+
+
+def parse_replies(views: Sequence[PendingView], replies: Sequence[Any]) -> list[ViewReply]:
+    return [
+        (int(reply[0]), tuple(int(x) for x in reply[1]), False)
+        if len(reply) == 2
+        else (int(reply[0]), (v.article_id,), True)  # the fresh session: just this article
+        for v, reply in zip(views, replies, strict=True)
+    ]
+
+
+def pending_view(article_id: int, session_id: str | None, fresh_session: str) -> PendingView:
+    skey = SESSION_KEY.format(session_id) if session_id is not None else None
+    return PendingView(article_id, VIEWS_KEY.format(article_id), skey, fresh_session)
+
+
+def counted(reply: ViewReply | None, view: PendingView) -> Visit:
+    """The visit of a view sent in a batch (None: it was not done)."""
+    if reply is None:
+        return UNAVAILABLE
+    views, recent, fresh_used = reply
+    return Visit(views, recent, view.fresh_session if fresh_used else None, True)
+
+
+def head_visit(replies: Sequence[Any]) -> Visit:
+    """The visit a HEAD shows, from the replies of read_commands' pipeline."""
+    views, *rest = replies
+    recent = tuple(int(x) for x in rest[0]) if rest else None
+    return Visit(int(views or 0), recent, None, False)
+
+
+def read_commands(pipe: Any, view: PendingView) -> Any:
+    """Queue a HEAD's reads (the count, the session's articles) on a pipeline, sync or async."""
+    pipe.get(view.views_key)
+    if view.session_key is not None:
+        pipe.lrange(view.session_key, 0, RECENT - 1)
+    return pipe
+
+
+class Outage:
+    """After a failure the store is skipped for RETRY_AFTER_SECONDS; one log line per outage."""
+
+    def __init__(self) -> None:
         self._down_until = 0.0
         self._lock = threading.Lock()
-        # The views' connection, made on first use (a client connects as it is made): used only
-        # by the thread whose turn it is to send a batch.
-        self._views_client: redis.Redis | None = None
-        self._record_views: Any = None  # its EVALSHA of RECORD_VIEWS
-        # A send is bounded by connecting plus one reply; a view waits at most for the batch
-        # that is out and then its own.
-        self._batcher: Batcher[PendingView, ViewReply] = Batcher(
-            self._send_views, max_batch=MAX_BATCH, wait_seconds=4 * timeout + 0.1
-        )
 
-    @property
-    def client(self) -> redis.Redis:
-        """This thread's client for reads (connects on first use, reconnects after an error)."""
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = redis.Redis.from_url(**self._options)
-        return client
-
-    @staticmethod
-    def _drop_closed_connection(client: redis.Redis) -> None:
-        """The held connection, if the server closed it (Redis restarted, idle timeout), is
-        dropped before use, so the view goes out on a new one instead of failing. The same
-        poll redis-py's pool makes when it hands out a connection; sending first and retrying
-        after an error could count one view twice."""
-        conn = client.connection
-        if conn is None or getattr(conn, "_sock", None) is None:
-            return  # not connected yet: the command connects
-        try:
-            if conn.can_read(timeout=0):
-                conn.disconnect()  # unread data on an idle connection: never reuse it
-        except (redis.ConnectionError, OSError):
-            conn.disconnect()
-
-    def _usable(self) -> bool:
+    def usable(self) -> bool:
         return time.monotonic() >= self._down_until
 
-    def _failed(self, err: BaseException) -> None:
+    def failed(self, err: BaseException) -> None:
         now = time.monotonic()
         with self._lock:
             was_up = now >= self._down_until + RETRY_AFTER_SECONDS
@@ -217,69 +237,6 @@ class RedisStore:
                 err,
                 RETRY_AFTER_SECONDS,
             )
-
-    def visit(self, article_id: int, session_id: str | None, *, count: bool) -> Visit:
-        if not self._usable():
-            return UNAVAILABLE
-        key = VIEWS_KEY.format(article_id)
-        skey = SESSION_KEY.format(session_id) if session_id is not None else None
-        if count:
-            fresh = self._session_ids.new()
-            reply = self._batcher.submit(PendingView(article_id, key, skey, fresh))
-            if reply is None:
-                return UNAVAILABLE
-            views, recent, fresh_used = reply
-            return Visit(views, recent, fresh if fresh_used else None, True)
-        try:  # HEAD: a read, on this thread's own connection
-            self._drop_closed_connection(self.client)
-            pipe = self.client.pipeline(transaction=False)
-            pipe.get(key)
-            if skey is not None:
-                pipe.lrange(skey, 0, RECENT - 1)
-            views, *rest = pipe.execute()
-        except (redis.RedisError, OSError) as err:
-            self._failed(err)
-            return UNAVAILABLE
-        articles = tuple(int(x) for x in rest[0]) if rest else None
-        return Visit(int(views or 0), articles, None, False)
-
-    def _send_views(self, views: Sequence[PendingView]) -> list[ViewReply]:
-        """One script call for the batch; [] (every view unavailable) when Redis fails."""
-        if not self._usable():
-            return []  # it failed moments ago: the queued views do not wait for it again
-        keys: list[str] = []
-        args: list[Any] = [RECENT, SESSION_TTL_SECONDS]
-        for v in views:
-            fresh_key = SESSION_KEY.format(v.fresh_session)
-            keys += [v.views_key, v.session_key or fresh_key, fresh_key]
-            args += [v.article_id, "1" if v.session_key else "0"]
-        try:
-            if self._views_client is None:
-                self._views_client = redis.Redis.from_url(**self._options)
-                # EVALSHA of a script the client loads once (again after a Redis restart).
-                self._record_views = self._views_client.register_script(RECORD_VIEWS)
-            self._drop_closed_connection(self._views_client)
-            replies = self._record_views(keys=keys, args=args)
-        except (redis.RedisError, OSError) as err:
-            self._failed(err)
-            return []
-        return [
-            (int(reply[0]), tuple(int(x) for x in reply[1]), False)
-            if len(reply) == 2
-            else (int(reply[0]), (v.article_id,), True)  # the fresh session: just this article
-            for v, reply in zip(views, replies, strict=True)
-        ]
-
-    def stored_views(self) -> dict[int, int] | None:
-        if not self._usable():
-            return None
-        try:
-            self._drop_closed_connection(self.client)
-            values = self.client.mget([VIEWS_KEY.format(a) for a in self.article_ids])
-        except (redis.RedisError, OSError) as err:
-            self._failed(err)
-            return None
-        return {a: int(v or 0) for a, v in zip(self.article_ids, values, strict=True)}
 
 
 class PodStore:
@@ -303,3 +260,17 @@ class PodStore:
 
     def stored_views(self) -> dict[int, int] | None:
         return {a: self.counters.get(slot) for a, slot in self.slots.items()}
+
+
+class NonBlocking:
+    """A store whose calls never wait (the per-pod counters), for the asyncio path."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.kind, self.shared, self.sessions = store.kind, store.shared, store.sessions
+
+    async def visit(self, article_id: int, session_id: str | None, *, count: bool) -> Visit:
+        return self.store.visit(article_id, session_id, count=count)
+
+    async def aclose(self) -> None:
+        return None

@@ -16,7 +16,7 @@ from markupsafe import escape
 from .content import Article
 from .observability import Metrics
 from .pages import HTML
-from .store import SESSION_TTL_SECONDS, Store, Visit, valid_session_id
+from .store import SESSION_TTL_SECONDS, AsyncStore, Store, StoreTraits, Visit, valid_session_id
 
 COOKIE = "sid"
 # The one cookie we read; a regex because a full cookie parse costs more than the page.
@@ -36,7 +36,7 @@ def set_cookie(session_id: str) -> tuple[str, str]:
 
 
 def state_fragment(
-    visit: Visit, store: Store, articles: Mapping[int, Article], current: int, pod: str
+    visit: Visit, store: StoreTraits, articles: Mapping[int, Article], current: int, pod: str
 ) -> str:
     if visit.views is None:
         views = (
@@ -67,14 +67,16 @@ def state_fragment(
     return f'<section class="state">{views}{recent}</section>'
 
 
-class ArticlePages:
-    """Answers GET/HEAD of an article page; used by the fast path and by the Flask view."""
+class ArticlePagesBase:
+    """An article page for a visit; the subclasses get the visit from a store."""
+
+    store: StoreTraits
 
     def __init__(
         self,
         halves: Mapping[int, tuple[bytes, bytes]],
         articles: Mapping[int, Article],
-        store: Store,
+        store: StoreTraits,
         metrics: Metrics,
         pod: str,
     ) -> None:
@@ -87,15 +89,16 @@ class ArticlePages:
     def __contains__(self, article_id: object) -> bool:
         return article_id in self.halves
 
-    def respond(
-        self, article_id: int, environ: dict[str, Any]
-    ) -> tuple[list[tuple[str, str]], bytes]:
+    def request(self, method: str, cookie: str) -> tuple[str | None, bool]:
+        """The session the request names and whether it counts a view."""
         # HEAD is safe (RFC 9110): it shows the count without adding a view or a session.
-        count = environ.get("REQUEST_METHOD") == "GET"
-        session = session_from_cookie(environ.get("HTTP_COOKIE", ""))
-        if not self.store.sessions:
-            session = None
-        visit = self.store.visit(article_id, session, count=count)
+        count = method == "GET"
+        session = session_from_cookie(cookie) if self.store.sessions else None
+        return session, count
+
+    def page(
+        self, article_id: int, visit: Visit, count: bool
+    ) -> tuple[list[tuple[str, str]], bytes]:
         if count:
             self.metrics.view(article_id, "recorded" if visit.recorded else "failed")
         head, tail = self.halves[article_id]
@@ -110,3 +113,31 @@ class ArticlePages:
         if visit.new_session:
             headers.append(set_cookie(visit.new_session))
         return headers, body
+
+
+class ArticlePages(ArticlePagesBase):
+    """Answers GET/HEAD of an article page in a thread; used by the fast path and the Flask view."""
+
+    store: Store
+
+    def respond(
+        self, article_id: int, environ: dict[str, Any]
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        session, count = self.request(
+            environ.get("REQUEST_METHOD", ""), environ.get("HTTP_COOKIE", "")
+        )
+        return self.page(article_id, self.store.visit(article_id, session, count=count), count)
+
+
+class AsyncArticlePages(ArticlePagesBase):
+    """Answers GET/HEAD of an article page on the event loop (asgi.py)."""
+
+    store: AsyncStore
+
+    async def respond(
+        self, article_id: int, method: str, cookie: str
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        session, count = self.request(method, cookie)
+        return self.page(
+            article_id, await self.store.visit(article_id, session, count=count), count
+        )

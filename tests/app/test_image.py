@@ -245,9 +245,7 @@ def test_image_with_the_redis_image_wired_as_the_pods_are(image: str, tmp_path: 
                 time.sleep(1.2)
                 continue
             pages.append((body, cookie))
-        assert len(pages) == 2, (
-            f"redis:\n{_logs(redis_name)}\napp:\n{_logs(app_name)}"
-        )
+        assert len(pages) == 2, f"redis:\n{_logs(redis_name)}\napp:\n{_logs(app_name)}"
         assert "Views: <strong>1</strong>" in pages[0][0]
         assert "Views: <strong>2</strong>" in pages[1][0]
         assert pages[0][1] and pages[0][1].startswith("sid=")
