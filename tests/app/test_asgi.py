@@ -3,11 +3,11 @@ ones Flask would give, everything else reaches Flask, and both carry the same ob
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import pytest
+from aio import run
 from appsettings import make_settings
 from articles import create_app
 from articles.asgi import ArticlesASGI, async_store
@@ -47,7 +47,7 @@ def call(app: ArticlesASGI, method: str, path: str, cookie: str = "") -> Answer:
     async def send(message: dict[str, Any]) -> None:
         messages.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    run(app(scope, receive, send))
     return Answer(messages)
 
 
@@ -139,5 +139,5 @@ def test_lifespan_starts_and_closes_the_store(fixed) -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message["type"])
 
-    asyncio.run(asgi({"type": "lifespan"}, receive, send))
+    run(asgi({"type": "lifespan"}, receive, send))
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"] and closed

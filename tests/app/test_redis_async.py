@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from aio import run
 from articles.redis_async import AsyncRedisStore
 from articles.store import RETRY_AFTER_SECONDS, SessionIds, Visit, valid_session_id
 from redisproc import RedisServer, redis_server
@@ -43,7 +44,7 @@ async def _visits(store: AsyncRedisStore, n: int, article: int = 1) -> list[Visi
 
 
 def test_concurrent_views_are_numbered_once_each_in_a_few_script_calls(redis) -> None:
-    visits = asyncio.run(_visits(_store(redis), 300))
+    visits = run(_visits(_store(redis), 300))
     assert all(v.recorded for v in visits)
     assert sorted(v.views for v in visits) == list(range(1, 301))  # no count lost or repeated
     assert int(redis.client().get("articles:views:1")) == 300
@@ -66,7 +67,7 @@ def test_a_lone_view_is_not_held_back(redis) -> None:
         await store.aclose()
         return visit, elapsed
 
-    visit, elapsed = asyncio.run(one())
+    visit, elapsed = run(one())
     assert visit.recorded and visit.views == 2
     # No timer to fill a batch: one loopback round trip, far below the store's wait bound.
     assert elapsed < 0.1
@@ -81,7 +82,7 @@ def test_a_session_is_read_back_and_head_counts_nothing(redis) -> None:
         await store.aclose()
         return first, second, head
 
-    first, second, head = asyncio.run(session())
+    first, second, head = run(session())
     assert first.new_session and second.new_session is None  # the cookie's session was kept
     assert second.recent == (2, 1)
     assert head == Visit(0, (2, 1), None, False)
@@ -113,7 +114,7 @@ def test_a_view_queued_past_its_bound_is_never_sent(redis) -> None:
         await store.aclose()
         return [first.result(), *queued], elapsed, store.wait_seconds
 
-    visits, elapsed, bound = asyncio.run(storm())
+    visits, elapsed, bound = run(storm())
     assert visits[0].recorded and visits[0].views == 1
     assert not any(v.recorded for v in visits[1:])  # reported as not counted ...
     time.sleep(0.2)
@@ -122,7 +123,7 @@ def test_a_view_queued_past_its_bound_is_never_sent(redis) -> None:
 
 
 def test_redis_down_then_back_reports_failed_views_and_recovers(redis, caplog) -> None:
-    async def run() -> tuple[Visit, float, Visit, Visit]:
+    async def scenario() -> tuple[Visit, float, Visit, Visit]:
         store = _store(redis, timeout_ms=100)
         before = await store.visit(1, None, count=True)
         redis.kill()
@@ -135,7 +136,7 @@ def test_redis_down_then_back_reports_failed_views_and_recovers(redis, caplog) -
         await store.aclose()
         return before, elapsed, down, back
 
-    before, elapsed, down, back = asyncio.run(run())
+    before, elapsed, down, back = run(scenario())
     assert before.views == 1
     assert down == Visit(None, None, None, False) and elapsed < 0.5
     assert back.recorded and back.views == 2  # the failed view was not counted later
@@ -146,7 +147,7 @@ def test_a_restarted_redis_costs_no_view(redis) -> None:
     """The held connection died with the old server: it is replaced before the next batch,
     so no view fails (and none is sent twice)."""
 
-    async def run() -> list[Visit]:
+    async def scenario() -> list[Visit]:
         store = _store(redis)
         visits = [await store.visit(1, None, count=True)]
         redis.kill()
@@ -155,7 +156,7 @@ def test_a_restarted_redis_costs_no_view(redis) -> None:
         await store.aclose()
         return visits
 
-    visits = asyncio.run(run())
+    visits = run(scenario())
     assert all(v.recorded for v in visits), visits
     assert sorted(v.views for v in visits) == [1, 2, 3, 4, 5, 6]
 
