@@ -54,8 +54,10 @@ class ArticlesASGI:
         self.pod = settings.pod_name
         self.drain = app.config["DRAIN_FLAG"]
         self.served_by = (b"x-served-by", settings.pod_name.encode("latin-1"))
-        # The index's headers never change: encoded once.
-        self.static_headers = {path: _latin1(p.headers) for path, p in self.pages.items()}
+        # The headers of the pages without a live part (the index) never change: encoded once.
+        self.static_headers = {
+            path: _latin1(p.headers) for path, p in self.pages.items() if p.article_id is None
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
