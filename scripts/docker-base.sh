@@ -5,7 +5,7 @@
 #   2. starts dockerd in the background if no daemon answers (root only),
 #   3. builds the base image from Debian's packages (debootstrap minbase + python3 +
 #      python3-venv, then `docker import`) unless it already exists; the rootfs tarball is
-#      cached under $XDG_CACHE_HOME so a re-import is quick.
+#      cached under $SELFHEAL_LB_CACHE (default $XDG_CACHE_HOME/selfheal-lb) so a re-import is quick.
 #   4. with --wheels REQUIREMENTS: also an "offline build base" (APP_BASE_REF, default
 #      selfheal-lb/app-base:bookworm): the base plus a wheelhouse of REQUIREMENTS that pip on
 #      the host downloads (with the host's own index settings and CA trust), and
@@ -18,7 +18,7 @@ set -euo pipefail
 BASE_REF="${ARTICLES_DEBIAN_BASE:-selfheal-lb/debian-python:bookworm}"
 SUITE="${DEBIAN_SUITE:-bookworm}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/selfheal-lb"
+CACHE_DIR="${SELFHEAL_LB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/selfheal-lb}"
 TARBALL="$CACHE_DIR/debian-python-$SUITE.tar"
 
 skip() { echo "docker-base: $*" >&2; exit 77; }
