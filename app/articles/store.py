@@ -6,8 +6,9 @@ keyed by the session id in their cookie, so whichever pod answers the next reque
 Every call is bounded by the configured timeout and never retried inside a request; after a
 failure the store is skipped for RETRY_AFTER_SECONDS so pages stay fast while it is down.
 A view that could not be confirmed is reported as failed (metrics), never silently dropped.
-The views of a worker's concurrent requests go out together, one script call per round trip:
-redis_async.py on the server's event loop, redis_store.py for threads (the WSGI app).
+On the server's event loop the views of a worker's concurrent requests go out together, one
+script call per round trip (redis_async.py); the Flask app's threads send a view per call
+(redis_store.py).
 """
 
 from __future__ import annotations
