@@ -22,7 +22,7 @@ from a2wsgi import WSGIMiddleware
 from flask import Flask
 
 from .config import Settings
-from .fastpath import CachedPage, cached_pages
+from .fastpath import CachedPage
 from .observability import Metrics, log_request
 from .redis_async import AsyncRedisStore
 from .store import AsyncStore, NonBlocking, Store
@@ -41,7 +41,7 @@ class ArticlesASGI:
     def __init__(self, app: Flask, store: AsyncStore, threads: int) -> None:
         settings: Settings = app.config["SETTINGS"]
         self.flask = WSGIMiddleware(app, workers=threads)
-        self.pages: dict[str, CachedPage] = cached_pages(app, app.extensions["articles.pages"])
+        self.pages: dict[str, CachedPage] = app.extensions["articles.cached_pages"]
         self.metrics: Metrics = app.extensions["articles.metrics"]
         self.store = store
         self.articles = AsyncArticlePages(
@@ -120,12 +120,7 @@ def async_store(app: Flask) -> AsyncStore:
     if store.kind != "redis":
         return NonBlocking(store)
     settings: Settings = app.config["SETTINGS"]
-    return AsyncRedisStore(
-        settings.store_url,
-        settings.store_password,
-        settings.store_timeout_ms,
-        app.config["ARTICLES"],
-    )
+    return AsyncRedisStore(settings.store_url, settings.store_password, settings.store_timeout_ms)
 
 
 def load_factory(target: str) -> Callable[[], Flask]:

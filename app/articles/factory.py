@@ -54,8 +54,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         pages.articles, app.config["ARTICLES"], store, metrics, settings.pod_name
     )
     app.extensions["articles.article_pages"] = article_pages
+    # The exact paths answered from the cache: by FastPages here, by asgi.py under the server.
+    app.extensions["articles.cached_pages"] = cached_pages(app, pages)
     app.wsgi_app = ObservabilityMiddleware(  # type: ignore[method-assign]
-        FastPages(app.wsgi_app, cached_pages(app, pages), article_pages),
+        FastPages(app.wsgi_app, app.extensions["articles.cached_pages"], article_pages),
         metrics,
         settings.pod_name,
         app.config["DRAIN_FLAG"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -21,9 +21,8 @@ from .store import (
     MAX_BATCH,
     RECORD_VIEWS,
     UNAVAILABLE,
-    Outage,
     PendingView,
-    SessionIds,
+    RedisStoreBase,
     ViewReply,
     Visit,
     counted,
@@ -31,7 +30,6 @@ from .store import (
     parse_replies,
     pending_view,
     read_commands,
-    redis_options,
     script_call,
 )
 
@@ -47,22 +45,12 @@ class _Queued:
         self.deadline = deadline
 
 
-class AsyncRedisStore:
-    kind = "redis"
-    shared = True
-    sessions = True
-
-    def __init__(
-        self, url: str, password: str, timeout_ms: int, article_ids: Iterable[int]
-    ) -> None:
-        timeout = timeout_ms / 1000
-        self.article_ids = tuple(sorted(article_ids))
-        self._options = redis_options(url, password, timeout)
-        self._outage = Outage()
-        self._session_ids = SessionIds()
+class AsyncRedisStore(RedisStoreBase):
+    def __init__(self, url: str, password: str, timeout_ms: int) -> None:
+        super().__init__(url, password, timeout_ms)
         # A send is bounded by connecting plus one reply, so a view waits at most for the batch
         # that is out and then its own; one still queued at its deadline is never sent.
-        self.wait_seconds = 4 * timeout + 0.1
+        self.wait_seconds = 4 * self.timeout + 0.1
         self._queue: deque[_Queued] = deque()
         self._sender: asyncio.Task[None] | None = None
         # Made on first use, inside the worker's loop: one for the batches, one for HEAD's reads.

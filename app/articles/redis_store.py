@@ -16,33 +16,24 @@ from .store import (
     RECORD_VIEWS,
     UNAVAILABLE,
     VIEWS_KEY,
-    Outage,
-    SessionIds,
+    RedisStoreBase,
     Visit,
     counted,
     head_visit,
     parse_replies,
     pending_view,
     read_commands,
-    redis_options,
     script_call,
 )
 
 
-class RedisStore:
-    kind = "redis"
-    shared = True
-    sessions = True
-
+class RedisStore(RedisStoreBase):
     def __init__(
         self, url: str, password: str, timeout_ms: int, article_ids: Iterable[int]
     ) -> None:
-        timeout = timeout_ms / 1000
-        self.article_ids = tuple(sorted(article_ids))
-        self._options = redis_options(url, password, timeout)
+        super().__init__(url, password, timeout_ms)
+        self.article_ids = tuple(sorted(article_ids))  # the counters /metrics reads
         self._local = threading.local()
-        self._session_ids = SessionIds()
-        self._outage = Outage()
         # EVALSHA of RECORD_VIEWS (loaded again after a Redis restart); each call goes out on
         # the calling thread's client. Registered on a pooled client: it connects only when used
         # (never: calls pass their own), while a single-connection client connects as it is made.

@@ -240,6 +240,21 @@ class Outage:
             )
 
 
+class RedisStoreBase:
+    """What both Redis stores share (redis_store.py in threads, redis_async.py on the event
+    loop): their traits, client options, the outage rule and the fresh session ids."""
+
+    kind = "redis"
+    shared = True
+    sessions = True
+
+    def __init__(self, url: str, password: str, timeout_ms: int) -> None:
+        self.timeout = timeout_ms / 1000
+        self._options = redis_options(url, password, self.timeout)
+        self._outage = Outage()
+        self._session_ids = SessionIds()
+
+
 class PodStore:
     """No shared store: counters per pod (shared by its workers), no sessions."""
 

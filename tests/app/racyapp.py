@@ -52,6 +52,6 @@ def create_app() -> Flask:
     pages.store = racy
     app.extensions["articles.metrics"].attach_store(racy)
     app.extensions["articles.async_store"] = RacyAsyncRedisStore(
-        settings.store_url, settings.store_password, settings.store_timeout_ms, pages.articles
+        settings.store_url, settings.store_password, settings.store_timeout_ms
     )
     return app

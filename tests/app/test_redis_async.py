@@ -16,8 +16,6 @@ from articles.redis_async import AsyncRedisStore
 from articles.store import RETRY_AFTER_SECONDS, SessionIds, Visit, valid_session_id
 from redisproc import RedisServer, redis_server
 
-ARTICLES = (1, 2, 3)
-
 
 @pytest.fixture
 def redis(tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -26,7 +24,7 @@ def redis(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def _store(server: RedisServer, timeout_ms: int = 250) -> AsyncRedisStore:
-    return AsyncRedisStore(server.url, server.password, timeout_ms, ARTICLES)
+    return AsyncRedisStore(server.url, server.password, timeout_ms)
 
 
 def _script_calls(server: RedisServer) -> int:
@@ -103,7 +101,7 @@ class SlowFirstSend(AsyncRedisStore):
 
 def test_a_view_queued_past_its_bound_is_never_sent(redis) -> None:
     async def storm() -> tuple[list[Visit], float, float]:
-        store = SlowFirstSend(redis.url, redis.password, 250, ARTICLES)  # wait bound 1.1 s
+        store = SlowFirstSend(redis.url, redis.password, 250)  # wait bound 1.1 s
         store.overrun = 1.5
         start = time.perf_counter()
         first = asyncio.ensure_future(store.visit(1, None, count=True))
