@@ -138,7 +138,9 @@ def check(
     if recorded != successes:
         problems.append(f"the pods recorded {recorded} views, fortio got {successes} pages")
     if failed:
-        problems.append(f"{round(failed)} views could not be counted (store unreachable)")
+        problems.append(
+            f"{round(failed)} views could not be counted (store unreachable or too slow)"
+        )
     if problems:
         return result("inconsistent", "; ".join(problems), **figures, notes=notes)
     where = "in the shared store and " if store == "redis" else ""

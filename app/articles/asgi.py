@@ -103,6 +103,7 @@ class ArticlesASGI:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await self.store.open()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.store.aclose()

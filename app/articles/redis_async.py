@@ -20,6 +20,7 @@ import redis.asyncio as aredis
 from .store import (
     MAX_BATCH,
     RECORD_VIEWS,
+    RETRY_AFTER_SECONDS,
     UNAVAILABLE,
     PendingView,
     RedisStoreBase,
@@ -27,6 +28,7 @@ from .store import (
     Visit,
     counted,
     head_visit,
+    log,
     parse_replies,
     pending_view,
     read_commands,
@@ -53,6 +55,7 @@ class AsyncRedisStore(RedisStoreBase):
         self.wait_seconds = 4 * self.timeout + 0.1
         self._queue: deque[_Queued] = deque()
         self._sender: asyncio.Task[None] | None = None
+        self._expired_logged_at = -RETRY_AFTER_SECONDS
         # Made on first use, inside the worker's loop: one for the batches, one for HEAD's reads.
         self._views_client: aredis.Redis | None = None
         self._record_views: Any = None  # its EVALSHA of RECORD_VIEWS
@@ -60,6 +63,30 @@ class AsyncRedisStore(RedisStoreBase):
 
     def _client(self) -> aredis.Redis:
         return aredis.Redis.from_url(**self._options)
+
+    def _views(self) -> aredis.Redis:
+        if self._views_client is None:
+            self._views_client = self._client()
+            self._record_views = self._views_client.register_script(RECORD_VIEWS)
+        return self._views_client
+
+    def _reads(self) -> aredis.Redis:
+        if self._reads_client is None:
+            self._reads_client = self._client()
+        return self._reads_client
+
+    async def open(self) -> None:
+        """At worker startup, before any request: connect both clients and load the script.
+        Otherwise the first views, which come under load, spend their bound on DNS, the
+        connection, AUTH and the script's first call, and the views queued behind them expire
+        or an overrun starts an outage (a CI e2e run once lost 500 views, none sent to Redis).
+        Redis down now is an outage like any later one: pages are served, views resume."""
+        try:
+            views = await self._views().initialize()
+            await views.script_load(RECORD_VIEWS)
+            await self._reads().pipeline(transaction=False).ping().execute()  # HEAD's pooled one
+        except _ERRORS as err:
+            self._outage.failed(err)
 
     async def visit(self, article_id: int, session_id: str | None, *, count: bool) -> Visit:
         if not self._outage.usable():
@@ -77,10 +104,8 @@ class AsyncRedisStore(RedisStoreBase):
     async def _read(self, view: PendingView) -> Visit:
         """HEAD: the count and the session, nothing written."""
         try:
-            if self._reads_client is None:
-                self._reads_client = self._client()
             # A pipeline takes a pooled connection, which the pool checks before handing out.
-            pipe = read_commands(self._reads_client.pipeline(transaction=False), view)
+            pipe = read_commands(self._reads().pipeline(transaction=False), view)
             return head_visit(await pipe.execute())
         except _ERRORS as err:
             self._outage.failed(err)
@@ -90,13 +115,16 @@ class AsyncRedisStore(RedisStoreBase):
         loop = asyncio.get_running_loop()
         try:
             while self._queue:
-                batch, now = [], loop.time()
+                batch, now, expired = [], loop.time(), 0
                 while self._queue and len(batch) < MAX_BATCH:
                     queued = self._queue.popleft()
                     if queued.deadline < now:
                         _resolve(queued, None)  # waited past its bound: never sent
+                        expired += 1
                     else:
                         batch.append(queued)
+                if expired:
+                    self._log_expired(expired, now)
                 if not batch:
                     continue
                 replies = await self._send([q.view for q in batch])
@@ -109,16 +137,25 @@ class AsyncRedisStore(RedisStoreBase):
                 _resolve(queued, None)
             self._queue.clear()
 
+    def _log_expired(self, n: int, now: float) -> None:
+        """Such views count as failed like those of an outage, but nothing failed: without
+        this line (at most one a second) the failed count would have no explanation."""
+        if now - self._expired_logged_at >= RETRY_AFTER_SECONDS:
+            self._expired_logged_at = now
+            log.warning(
+                "%d views waited longer than %.2f s for Redis and were not counted "
+                "(Redis or this worker too slow; later ones in the next second not logged)",
+                n,
+                self.wait_seconds,
+            )
+
     async def _send(self, views: Sequence[PendingView]) -> list[ViewReply]:
         """One script call for the batch; [] (every view unavailable) when Redis fails."""
         if not self._outage.usable():
             return []  # it failed moments ago: the queued views do not wait for it again
         keys, args = script_call(views)
         try:
-            if self._views_client is None:
-                self._views_client = self._client()
-                self._record_views = self._views_client.register_script(RECORD_VIEWS)
-            await _drop_closed_connection(self._views_client)
+            await _drop_closed_connection(self._views())
             replies = await self._record_views(keys=keys, args=args)
         except _ERRORS as err:
             self._outage.failed(err)

@@ -148,6 +148,8 @@ class AsyncStore(StoreTraits, Protocol):
 
     async def visit(self, article_id: int, session_id: str | None, *, count: bool) -> Visit: ...
 
+    async def open(self) -> None: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -287,6 +289,9 @@ class NonBlocking:
 
     async def visit(self, article_id: int, session_id: str | None, *, count: bool) -> Visit:
         return self.store.visit(article_id, session_id, count=count)
+
+    async def open(self) -> None:
+        return None
 
     async def aclose(self) -> None:
         return None

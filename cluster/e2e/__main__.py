@@ -210,10 +210,24 @@ class EndToEnd:
                 log = kc("logs", name, "-n", ns, "--all-containers", "--tail=40", check=False)
                 parts.append(f"--- {name} ({phase})\n{log.stdout}{log.stderr}")
                 say(f"e2e:   {name}: {(log.stdout or log.stderr).strip().splitlines()[-1:]}")
+                continue
+            # Running pods log a request per line; their warnings (Redis unreachable, drain)
+            # are what explains a failed check, and CI shows only this output.
+            log = kc("logs", name, "-n", ns, "--all-containers", "--tail=20000", check=False)
+            warnings = [ln for ln in log.stdout.splitlines() if _is_warning(ln)]
+            if warnings:
+                parts.append(f"--- {name} ({phase}): warnings\n" + "\n".join(warnings[-40:]))
+                for line in warnings[-3:]:
+                    say(f"e2e:   {name}: {line[:300]}")
         path = self.out / "diagnostics.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(parts))
         say(f"e2e: diagnostics in {path}")
+
+
+def _is_warning(line: str) -> bool:
+    """A JSON log line (app/articles/logs.py) at warning level or above."""
+    return any(f'"level": "{lvl}"' in line for lvl in ("warning", "error", "critical"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,22 +122,29 @@ def test_its_pages_are_counted_and_logged_like_flasks(fixed, capfd) -> None:
     assert 'article="3",outcome' not in metrics  # HEAD counts no view
 
 
-def test_lifespan_starts_and_closes_the_store(fixed) -> None:
+def test_lifespan_opens_the_store_before_serving_and_closes_it(fixed) -> None:
     _, asgi = fixed
-    closed: list[bool] = []
+    events: list[str] = []
+
+    async def open_() -> None:
+        events.append("store opened")
 
     async def aclose() -> None:
-        closed.append(True)
+        events.append("store closed")
 
-    asgi.store.aclose = aclose  # type: ignore[method-assign]
+    asgi.store.open, asgi.store.aclose = open_, aclose  # type: ignore[method-assign]
     inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    sent: list[str] = []
 
     async def receive() -> dict[str, Any]:
         return inbox.pop(0)
 
     async def send(message: dict[str, Any]) -> None:
-        sent.append(message["type"])
+        events.append(message["type"])
 
     run(asgi({"type": "lifespan"}, receive, send))
-    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"] and closed
+    assert events == [
+        "store opened",
+        "lifespan.startup.complete",
+        "store closed",
+        "lifespan.shutdown.complete",
+    ]

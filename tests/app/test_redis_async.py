@@ -27,9 +27,12 @@ def _store(server: RedisServer, timeout_ms: int = 250) -> AsyncRedisStore:
     return AsyncRedisStore(server.url, server.password, timeout_ms)
 
 
+def _stat(server: RedisServer, command: str, field: str = "calls") -> int:
+    return int(server.client().info("commandstats").get(f"cmdstat_{command}", {}).get(field, 0))
+
+
 def _script_calls(server: RedisServer) -> int:
-    stats = server.client().info("commandstats")
-    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
+    return _stat(server, "evalsha") + _stat(server, "eval")
 
 
 async def _visits(store: AsyncRedisStore, n: int, article: int = 1) -> list[Visit]:
@@ -87,6 +90,46 @@ def test_a_session_is_read_back_and_head_counts_nothing(redis) -> None:
     assert redis.client().get("articles:views:3") is None
 
 
+def test_open_connects_and_loads_the_script_before_the_first_view(redis) -> None:
+    """Worker startup opens the store (asgi.py's lifespan): the first views, which arrive
+    under load, make no connection of their own and need no second round trip for the script."""
+
+    async def scenario() -> tuple[int, int, list[Visit]]:
+        store, admin = _store(redis), redis.client()
+        await store.open()
+        opened = admin.info("stats")["total_connections_received"]
+        visits = list(await asyncio.gather(*(store.visit(1, None, count=True) for _ in range(10))))
+        visits.append(await store.visit(1, visits[0].new_session, count=False))  # HEAD
+        used = admin.info("stats")["total_connections_received"]
+        await store.aclose()
+        return opened, used, visits
+
+    opened, used, visits = run(scenario())
+    assert all(v.recorded for v in visits[:10]) and visits[10].recent == (1,)
+    assert used == opened  # the views and HEAD's read went out on the connections open() made
+    # The script was loaded: no call was refused with NOSCRIPT and sent again.
+    assert _stat(redis, "evalsha") >= 1 and _stat(redis, "evalsha", "failed_calls") == 0
+
+
+def test_open_with_redis_down_returns_within_the_bound_and_views_resume(redis) -> None:
+    async def scenario() -> tuple[float, Visit, Visit]:
+        store = _store(redis, timeout_ms=100)
+        redis.kill()
+        start = time.perf_counter()
+        await store.open()
+        elapsed = time.perf_counter() - start
+        down = await store.visit(1, None, count=True)
+        redis.start()
+        await asyncio.sleep(RETRY_AFTER_SECONDS + 0.1)
+        back = await store.visit(1, None, count=True)
+        await store.aclose()
+        return elapsed, down, back
+
+    elapsed, down, back = run(scenario())
+    assert elapsed < 0.5 and not down.recorded
+    assert back.recorded and back.views == 1
+
+
 class SlowFirstSend(AsyncRedisStore):
     """The first batch's send overruns the waiters' bound (as a send stuck in the kernel would)."""
 
@@ -99,7 +142,7 @@ class SlowFirstSend(AsyncRedisStore):
         return await super()._send(views)
 
 
-def test_a_view_queued_past_its_bound_is_never_sent(redis) -> None:
+def test_a_view_queued_past_its_bound_is_never_sent(redis, caplog) -> None:
     async def storm() -> tuple[list[Visit], float, float]:
         store = SlowFirstSend(redis.url, redis.password, 250)  # wait bound 1.1 s
         store.overrun = 1.5
@@ -118,6 +161,9 @@ def test_a_view_queued_past_its_bound_is_never_sent(redis) -> None:
     time.sleep(0.2)
     assert int(redis.client().get("articles:views:1")) == 1  # ... and never sent later
     assert bound < elapsed < 1.5 + 2 * bound
+    # Nothing failed, so the log says why 20 views count as failed (once, not per view).
+    expired = [r.getMessage() for r in caplog.records if "waited longer" in r.getMessage()]
+    assert len(expired) == 1 and expired[0].startswith("20 views waited longer than 1.10 s")
 
 
 def test_redis_down_then_back_reports_failed_views_and_recovers(redis, caplog) -> None:

@@ -4,6 +4,7 @@ restarted under load without a 5xx or an unreported view."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import re
@@ -13,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from articles.store import RETRY_AFTER_SECONDS
+from articles.store import RECORD_VIEWS, RETRY_AFTER_SECONDS
 from redisproc import redis_server
 from stackprocs import fortio, haproxy, metrics_texts, need_tools, pods
 
@@ -21,6 +22,7 @@ from loadgen import consistency
 from loadgen import fortio as fortio_result
 
 pytestmark = pytest.mark.slow
+RECORD_VIEWS_SHA = hashlib.sha1(RECORD_VIEWS.encode()).hexdigest()
 PODS = ("pod-a", "pod-b", "pod-c")
 
 
@@ -63,6 +65,23 @@ def test_views_exact_under_fortio_load_and_sessions_shared(tmp_path: Path) -> No
         assert len(set(served_by)) == 3, served_by
         recent = re.search(r'class="recent">(.*?)</p>', page).group(1)
         assert "Spreading the load" in recent and "Self-healing" in recent, recent
+
+
+def test_each_worker_connects_to_redis_at_startup_before_any_view(tmp_path: Path) -> None:
+    """The first views come under load: each worker has its connections and the script before
+    it serves one (in the e2e a connect made then overran its bound and cost 500 views)."""
+    with redis_server(tmp_path) as redis, pods(tmp_path, redis, PODS[:1]):
+        admin, clients = redis.client(), []
+        deadline = time.monotonic() + 10  # the second worker may still be starting
+        while time.monotonic() < deadline:
+            clients = [c for c in admin.client_list() if c["name"] == "articles"]
+            if len(clients) >= 4:
+                break
+            time.sleep(0.1)
+        # Two workers, each with a connection for its views and one for HEAD's reads.
+        assert len(clients) == 4, clients
+        assert admin.script_exists(RECORD_VIEWS_SHA) == [True]
+        assert admin.get("articles:views:1") is None  # nothing was counted to get there
 
 
 def test_every_page_under_concurrent_load_shows_its_own_count(tmp_path: Path) -> None:
