@@ -56,7 +56,8 @@ class AsyncRedisStore(RedisStoreBase):
         self._queue: deque[_Queued] = deque()
         self._sender: asyncio.Task[None] | None = None
         self._expired_logged_at = -RETRY_AFTER_SECONDS
-        # Made on first use, inside the worker's loop: one for the batches, one for HEAD's reads.
+        # Made by open() at worker startup (or on first use), inside the worker's loop: one for
+        # the batches, one for HEAD's reads.
         self._views_client: aredis.Redis | None = None
         self._record_views: Any = None  # its EVALSHA of RECORD_VIEWS
         self._reads_client: aredis.Redis | None = None
