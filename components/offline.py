@@ -65,6 +65,8 @@ class RecordedResource:
     dependencies: tuple[str, ...] = ()  # URNs this registration waited for (depends_on, inputs)
     provider: str = ""  # provider reference "<urn>::<id>" ("" = the default provider)
     retain_on_delete: bool = False
+    delete_before_replace: bool = False  # the resource option, as the engine receives it
+    replace_on_changes: tuple[str, ...] = ()
 
     @property
     def parent_name(self) -> str:
@@ -156,6 +158,8 @@ class _RecordingMocks(pulumi.runtime.Mocks):
             dependencies=tuple(request.dependencies) if request is not None else (),
             provider=request.provider if request is not None else "",
             retain_on_delete=bool(request.retainOnDelete) if request is not None else False,
+            delete_before_replace=request is not None and bool(request.deleteBeforeReplace),
+            replace_on_changes=tuple(request.replaceOnChanges) if request is not None else (),
         )
         with self._lock:
             self.recorded.append(rec)

@@ -2,15 +2,20 @@
 
 The real program (__main__.py) is evaluated under the SDK's mocks with a stack's real config
 (components/offline.py, as `make render` does). Every resource it registers is then carried
-out in the order its recorded dependencies give, the way the engine would:
+out the way the engine would (the rules, taken from the providers' source, are in engine.py):
 
-- a Kubernetes object is applied server-side (as pulumi-kubernetes v4 does) and awaited as the
-  provider awaits it (Deployment rolled out, Job complete, LoadBalancer address assigned),
-  unless it carries pulumi.com/skipAwait;
+- every resource whose dependencies are done starts at once, several at a time, as the engine
+  runs independent steps concurrently: a dependency the program forgot to declare shows here
+  as it would under the engine, instead of hiding behind a one-at-a-time order;
+- a Kubernetes object is created (a plain create: a name still taken fails it), updated
+  server-side (as pulumi-kubernetes v4 does) or replaced as the provider's diff decides, and
+  awaited as the provider awaits it (Deployment rolled out, Job complete, LoadBalancer address
+  assigned) unless it carries pulumi.com/skipAwait; an object without a name is auto-named,
+  keeps its name on update and gets a new one on replacement;
 - a docker Image is built with the program's own build inputs;
 - a command's `create` string runs in the project directory with its stdin, exactly as the
   program wrote it; one command's stdout that feeds another's stdin (the verification's
-  baseline) is passed on.
+  baseline) is passed on, and so is an auto-named object's name.
 
 So the commands and objects cannot drift from what the program declares. `destroy` deletes in
 reverse order. Why not the engine: it cannot be installed on this machine by the project's own
@@ -21,25 +26,29 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cluster.e2e import engine
+from cluster.e2e.engine import COMMAND, SKIP_AWAIT
+from cluster.e2e.objects import ObjectError, Objects
 from components import offline, render
 from components.metrics_api import CLUSTER_ADDON, MetricsApiState
 
 PROJECT_DIR = offline.PROJECT_DIR
-COMMAND = "command:local:Command"
 IMAGE = "docker:index/image:Image"
-JOB = "kubernetes:batch/v1:Job"
-SKIP_AWAIT = "pulumi.com/skipAwait"
 STDOUT_MARK = "@@stdout-of:"  # stands in for a command's stdout in the program's run
+# Steps carried out at once at most (the engine's default is unbounded; the stack has few).
+PARALLEL_STEPS = 8
 
 
 class DeployError(RuntimeError):
@@ -68,20 +77,27 @@ def _stdout_token(rec: offline.RecordedResource) -> str:
     return f"{STDOUT_MARK}{rec.urn}@@"
 
 
-def outputs_with(stdout: Mapping[str, str]) -> offline.OutputFaker:
+def outputs_with(
+    stdout: Mapping[str, str], names: Mapping[str, str] | None = None
+) -> offline.OutputFaker:
     """Provider outputs for the program's run: a command that has run returns its real stdout
-    (as the engine hands it to what depends on it); one that has not, a token."""
+    (as the engine hands it to what depends on it); one that has not, a token. An auto-named
+    object that exists has its real name (`names`, by URN)."""
+    names = names or {}
 
     def fake(rec: offline.RecordedResource) -> Mapping[str, Any]:
         outputs = offline.realistic_outputs(rec, preview=False)
         if rec.type == COMMAND:
             return {**outputs, "stdout": stdout.get(rec.urn, _stdout_token(rec))}
+        if rec.urn in names and "metadata" in outputs:
+            return {**outputs, "metadata": {**outputs["metadata"], "name": names[rec.urn]}}
         return outputs
 
     return fake
 
 
-Evaluate = Callable[[Mapping[str, str]], offline.ProgramRun]
+# The program, evaluated given the real outputs so far: commands' stdout and auto-names.
+Evaluate = Callable[[Mapping[str, str], Mapping[str, str]], offline.ProgramRun]
 
 
 def evaluator(
@@ -96,12 +112,12 @@ def evaluator(
     project = offline.project_name()
     config.update({f"{project}:{key}": value for key, value in overrides.items()})
 
-    def run(stdout: Mapping[str, str]) -> offline.ProgramRun:
+    def run(stdout: Mapping[str, str], names: Mapping[str, str]) -> offline.ProgramRun:
         return offline.run_program(
             config,
             stack=stack,
             preview=False,
-            fake_outputs=outputs_with(stdout),
+            fake_outputs=outputs_with(stdout, names),
             metrics_api=metrics_api,
         )
 
@@ -112,7 +128,7 @@ def evaluate(
     stack: str, metrics_api: MetricsApiState = CLUSTER_ADDON, **overrides: Any
 ) -> offline.ProgramRun:
     """The program's resources for `stack` before anything has run."""
-    return evaluator(stack, metrics_api, **overrides)({})
+    return evaluator(stack, metrics_api, **overrides)({}, {})
 
 
 def ordered(run: offline.ProgramRun) -> list[offline.RecordedResource]:
@@ -121,7 +137,7 @@ def ordered(run: offline.ProgramRun) -> list[offline.RecordedResource]:
     Ties keep registration order. A dependency on a component stands for its children (the SDK
     already expands those into the recorded URNs).
     """
-    custom = [r for r in run.resources if r.custom and not r.type.startswith("pulumi:providers:")]
+    custom = _custom(run)
     by_urn = {r.urn: r for r in custom}
     done: set[str] = set()
     out: list[offline.RecordedResource] = []
@@ -140,6 +156,13 @@ def ordered(run: offline.ProgramRun) -> list[offline.RecordedResource]:
 
 
 @dataclass
+class StepResult:
+    detail: str  # "" = nothing was done (unchanged)
+    outputs_changed: bool = False  # the program must be evaluated again to see new outputs
+    replaced: dict[str, Any] | None = None  # an old object to delete at the end of `up`
+
+
+@dataclass
 class Deployer:
     """Carries out a program run against the cluster of `kubectl` + `kubeconfig`/`context`."""
 
@@ -149,7 +172,9 @@ class Deployer:
     timeout: float = 300.0
     log: Callable[[str], None] = print
     stdout: dict[str, str] = field(default_factory=dict)  # URN -> a command's real stdout
+    names: dict[str, str] = field(default_factory=dict)  # URN -> an auto-named object's name
     applied: dict[str, dict[str, Any]] = field(default_factory=dict)  # URN -> object, in order
+    _objects: Objects | None = field(default=None, init=False, repr=False)
 
     # --- kubectl ---------------------------------------------------------------------------
     def kc(
@@ -172,6 +197,11 @@ class Deployer:
 
     # --- one resource ----------------------------------------------------------------------
     def create(self, rec: offline.RecordedResource) -> str:
+        """Creates the resource afresh (a Kubernetes object: a plain create, auto-named if it
+        has no name); returns a line saying what was done."""
+        return self._carry_out(rec, update=False)
+
+    def _carry_out(self, rec: offline.RecordedResource, *, update: bool) -> str:
         if rec.type == COMMAND:
             return self._command(rec)
         if rec.type == IMAGE:
@@ -183,18 +213,36 @@ class Deployer:
         obj = render.k8s_object(rec, reveal_secrets=True)  # a Secret is applied with its data
         if obj is None:
             raise DeployError(f"{rec.name}: no way to deploy a {rec.type} without the engine")
-        self.kc(
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "pulumi-kubernetes",
-            "--force-conflicts",
-            "-f",
-            "-",
-            stdin=yaml.safe_dump(obj),
-        )
+        meta = obj["metadata"]
+        if not (rec.inputs.get("metadata") or {}).get("name"):
+            # Auto-naming as the provider does it: <name>-<8 hex>, kept on update.
+            live = self.applied.get(rec.urn) if update else None
+            fresh = f"{rec.name}-{secrets.token_hex(4)}"
+            meta["name"] = live["metadata"]["name"] if live else fresh
+            meta["annotations"] = {**(meta.get("annotations") or {}), engine.AUTONAMED: "true"}
+            self.names[rec.urn] = meta["name"]
+        if update:
+            self.kc(
+                "apply", "--server-side", "--field-manager", "pulumi-kubernetes",
+                "--force-conflicts", "-f", "-", stdin=yaml.safe_dump(obj),
+            )  # fmt: skip
+        else:
+            self._create_object(obj)
         self.applied[rec.urn] = obj
         return self._await(obj)
+
+    @property
+    def objects(self) -> Objects:
+        """The API client that creates and deletes objects as the provider does (objects.py)."""
+        if self._objects is None:
+            self._objects = Objects(self.kubeconfig, self.context)
+        return self._objects
+
+    def _create_object(self, obj: dict[str, Any]) -> None:
+        try:
+            self.objects.create(obj)
+        except ObjectError as err:
+            raise DeployError(str(err)) from None
 
     def _substitute(self, text: str) -> str:
         for urn, out in self.stdout.items():
@@ -259,7 +307,12 @@ class Deployer:
         if kind == "Job":
             self._await_job(name, ns)
             return "complete"
-        if kind == "Service" and obj.get("spec", {}).get("type") == "LoadBalancer":
+        spec = obj.get("spec") or {}
+        if kind == "Service" and spec.get("selector") and spec.get("clusterIP") != "None":
+            # pulumi-kubernetes' Service awaiter: a Service that selects pods is ready once its
+            # endpoints have settled with at least one ready and none pending.
+            self._await_endpoints(name, ns)
+        if kind == "Service" and spec.get("type") == "LoadBalancer":
             self.kc(
                 "wait",
                 f"service/{name}",
@@ -276,7 +329,24 @@ class Deployer:
                 "jsonpath={.status.loadBalancer.ingress[0].ip}",
             ).stdout
             return f"load balancer {ip}"
-        return "applied"
+        return "endpoints ready" if kind == "Service" and spec.get("selector") else "applied"
+
+    def _await_endpoints(self, service: str, ns: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            slices = json.loads(
+                self.kc("get", "endpointslices", "-n", ns, "-l",
+                        f"kubernetes.io/service-name={service}", "-o", "json").stdout
+            )  # fmt: skip
+            ready = [
+                bool((e.get("conditions") or {}).get("ready"))
+                for item in slices.get("items") or []
+                for e in item.get("endpoints") or []
+            ]
+            if ready and all(ready):
+                return
+            time.sleep(1)
+        raise DeployError(f"service {service} has no ready endpoints within {self.timeout:.0f} s")
 
     def _await_job(self, name: str, ns: str) -> None:
         deadline = time.monotonic() + self.timeout
@@ -298,61 +368,119 @@ class Deployer:
     ) -> tuple[offline.ProgramRun, list[str]]:
         """Brings the cluster to the program; returns its final run and the names acted on.
 
-        As the engine does: each resource in dependency order; a command's real stdout goes back
-        into the program (it is evaluated again with it), so what depends on that output sees
-        the real value — e.g. the fortio Job stamped with the baseline's digest. With `previous`
-        (the last run's resources by URN) it is an update: an unchanged resource is left alone,
-        a changed one updated (a Job, whose pod template is immutable, replaced), one the
-        program no longer declares deleted. A fixed ProgramRun (no re-evaluation) also works.
+        As the engine does: every resource whose dependencies are done starts at once (at
+        most PARALLEL_STEPS together); a command's real stdout and an auto-named object's name
+        go back into the program (it is evaluated again with them), so what depends on them
+        sees the real value — e.g. the fortio Job stamped with the baseline's digest. With
+        `previous` (the last run's resources by URN) it is an update: each resource gets the
+        step engine.plan gives (same, update, replace), and at the end the objects replaced
+        create-first and those the program no longer declares are deleted, newest first. A
+        fixed ProgramRun (no re-evaluation) also works. The first failure stops new steps;
+        those under way finish, then it is raised (as the engine does).
         """
-        evaluate: Evaluate = program if callable(program) else (lambda _stdout: program)
+        evaluate: Evaluate = program if callable(program) else (lambda _s, _n: program)
         previous = previous or {}
-        run = evaluate(self.stdout)
-        acted, seen = [], set()
-        for urn in [rec.urn for rec in ordered(run)]:
-            rec = next(r for r in run.resources if r.urn == urn)
-            seen.add(urn)
-            old = previous.get(urn)
-            if old is not None and old.inputs == rec.inputs:
-                continue
-            if old is not None and rec.type == JOB and urn in self.applied:
-                self._delete(self.applied.pop(urn))
-            t0 = time.monotonic()
-            before = self.stdout.get(urn)
-            detail = self.create(rec)
-            acted.append(rec.name)
-            kind = rec.type.split(":")[-1]
-            self.log(f"e2e:   {kind} {rec.name}: {detail} ({time.monotonic() - t0:.1f} s)")
-            if rec.type == COMMAND and self.stdout.get(urn) != before:
-                run = evaluate(self.stdout)  # the rest of the program sees the new output
-        for urn in [u for u in reversed(list(self.applied)) if previous and u not in seen]:
-            self._delete(self.applied.pop(urn))
+        run = evaluate(self.stdout, self.names)
+        done: set[str] = set()
+        acted: list[str] = []
+        leftovers: list[dict[str, Any]] = []  # old objects of create-first replacements
+        failures: list[DeployError] = []
+        running: dict[Future[StepResult], offline.RecordedResource] = {}
+        with ThreadPoolExecutor(max_workers=PARALLEL_STEPS) as pool:
+            while True:
+                if not failures:
+                    for rec in self._startable(run, done, running.values()):
+                        running[pool.submit(self._step, rec, previous.get(rec.urn))] = rec
+                if not running:
+                    break
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                evaluate_again = False
+                for future in finished:
+                    rec = running.pop(future)
+                    try:
+                        result = future.result()
+                    except DeployError as err:
+                        failures.append(err)
+                        continue
+                    done.add(rec.urn)
+                    if result.detail:
+                        acted.append(rec.name)
+                    if result.replaced is not None:
+                        leftovers.append(result.replaced)
+                    evaluate_again |= result.outputs_changed
+                if evaluate_again:
+                    run = evaluate(self.stdout, self.names)  # the rest sees the new outputs
+        if failures:
+            raise failures[0]
+        waiting = [r.name for r in _custom(run) if r.urn not in done]
+        if waiting:
+            raise DeployError(f"dependency cycle among {', '.join(waiting)}")
+        declared = {r.urn for r in _custom(run)}
+        gone = [u for u in reversed(list(self.applied)) if previous and u not in declared]
+        for obj in [*reversed(leftovers), *(self.applied.pop(u) for u in gone)]:
+            self._delete(obj)
         return run, acted
 
+    def _startable(
+        self,
+        run: offline.ProgramRun,
+        done: set[str],
+        running: Any,
+    ) -> list[offline.RecordedResource]:
+        """Resources not yet started whose dependencies (among this run's) are all done."""
+        custom = _custom(run)
+        declared = {r.urn for r in custom}
+        busy = {r.urn for r in running}
+        return [
+            r
+            for r in custom
+            if r.urn not in done
+            and r.urn not in busy
+            and all(d in done or d not in declared for d in r.dependencies)
+        ]
+
+    def _step(
+        self, rec: offline.RecordedResource, old: offline.RecordedResource | None
+    ) -> StepResult:
+        """One resource's step, as engine.plan decides it; runs on a worker thread."""
+        step = engine.plan(old, rec)
+        if step.step == engine.SAME:
+            return StepResult("")
+        replaced = None
+        if step.step == engine.REPLACE and rec.urn in self.applied:
+            if step.delete_first:
+                self._delete(self.applied.pop(rec.urn))
+            else:
+                replaced = self.applied.pop(rec.urn)  # deleted once the update is done
+        t0 = time.monotonic()
+        before = (self.stdout.get(rec.urn), self.names.get(rec.urn))
+        detail = self._carry_out(rec, update=step.step == engine.UPDATE)
+        if step.step == engine.REPLACE:
+            how = "deleted first" if step.delete_first else "created first"
+            detail = f"replaced ({how}; {', '.join(step.reasons)}): {detail}"
+        kind = rec.type.split(":")[-1]
+        self.log(f"e2e:   {kind} {rec.name}: {detail} ({time.monotonic() - t0:.1f} s)")
+        after = (self.stdout.get(rec.urn), self.names.get(rec.urn))
+        return StepResult(detail, outputs_changed=after != before, replaced=replaced)
+
     def destroy(self) -> None:
-        """Deletes what `up` applied, newest first, each deletion awaited (bounded)."""
+        """Deletes what `up` applied, newest first, each deletion awaited as the provider does."""
         for urn in reversed(list(self.applied)):
             self._delete(self.applied.pop(urn))
 
     def _delete(self, obj: Mapping[str, Any]) -> None:
-        meta = obj["metadata"]
-        where = ["-n", meta["namespace"]] if meta.get("namespace") else []
-        self.kc(
-            "delete",
-            _resource(obj),
-            meta["name"],
-            *where,
-            "--ignore-not-found",
-            "--wait=true",
-            f"--timeout={int(self.timeout)}s",
-            timeout=self.timeout + 10,
-        )
+        """Deletes as the provider does: cascading in the foreground (unless the object says
+        otherwise), awaited until gone, except where skipAwait leaves its deletion unawaited."""
+        wait_s = self.timeout if engine.awaits_deletion(obj) else 0.0
+        try:
+            self.objects.delete(obj, propagation=engine.propagation(obj), wait_s=wait_s)
+        except ObjectError as err:
+            raise DeployError(str(err)) from None
 
 
-def _resource(obj: Mapping[str, Any]) -> str:
-    """kubectl's name for the object's type: kind.group ('deployment.apps'), or the core kind."""
-    group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
-    return f"{obj['kind'].lower()}.{group}" if group else obj["kind"].lower()
+def _custom(run: offline.ProgramRun) -> list[offline.RecordedResource]:
+    """The resources the engine carries out steps for (not components, not providers)."""
+    return [r for r in run.resources if r.custom and not r.type.startswith("pulumi:providers:")]
 
 
 def write_report(path: Path, report: Mapping[str, Any]) -> None:

@@ -120,10 +120,10 @@ def test_what_is_derived_from_a_commands_output_sees_the_real_output(tmp_path: P
     (project / "Pulumi.yaml").write_text("name: selfheal-lb\nruntime: python\n")
     (project / "__main__.py").write_text(textwrap.dedent(body))
 
-    def evaluate(stdout):
+    def evaluate(stdout, names):
         return offline.run_program(
             {},
-            fake_outputs=stack.outputs_with(stdout),
+            fake_outputs=stack.outputs_with(stdout, names),
             program=project / "__main__.py",
             project_dir=project,
         )

@@ -1,0 +1,125 @@
+"""make e2e's executor replaces a Job as pulumi-kubernetes does, on the real cluster.
+
+Recorded under a real engine (Kubernetes 1.35, pulumi-kubernetes 4.32): the landed fortio Job
+(fixed name, pulumi.com/skipAwait, deleteBeforeReplace) was deleted without waiting and
+created again at once, and `pulumi up` failed with `object is being deleted: jobs.batch
+"fortio" already exists`. The executor must fail the same way for that Job, and the stack's
+Job (auto-named, created first) must pass."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from cluster.e2e import stack
+from cluster.paths import CONTEXT, KUBECONFIG, KUBECTL
+from components import offline
+
+FORTIO_IMAGE = offline.stack_config("local")["selfheal-lb:loadgenImage"]
+
+
+@pytest.fixture
+def deployer() -> stack.Deployer:
+    if not KUBECONFIG.exists() or not KUBECTL.exists():
+        pytest.skip(f"no real cluster: {KUBECONFIG} does not exist (make cluster)")
+    d = stack.Deployer(kubectl=str(KUBECTL), kubeconfig=str(KUBECONFIG), context=CONTEXT,
+                       timeout=120, log=lambda _: None)  # fmt: skip
+    if d.kc("get", "--raw", "/readyz", check=False, timeout=10).returncode != 0:
+        pytest.skip("the real cluster does not answer /readyz")
+    return d
+
+
+@pytest.fixture
+def namespace(deployer: stack.Deployer):
+    name = f"t-engine-{uuid.uuid4().hex[:6]}"
+    deployer.kc("create", "namespace", name)
+    yield name
+    deployer.kc("delete", "namespace", name, "--wait=false", check=False)
+
+
+def job_program(tmp_path: Path, namespace: str, *, named: bool):
+    """A fortio Job like the stack's: skipAwait, a run stamp in its pod template; the landed
+    one also with a fixed name and deleteBeforeReplace."""
+    project = tmp_path / "p"
+    project.mkdir(exist_ok=True)
+    (project / "Pulumi.yaml").write_text("name: selfheal-lb\nruntime: python\n")
+    name = '"name": "fortio", ' if named else ""
+    (project / "__main__.py").write_text(
+        textwrap.dedent(f"""
+        import pulumi
+        import pulumi_kubernetes as k8s
+        stamp = pulumi.Config().require("stamp")
+        job = k8s.batch.v1.Job(
+            "loadgen-job",
+            metadata={{{name}"namespace": "{namespace}",
+                      "annotations": {{"pulumi.com/skipAwait": "true"}}}},
+            spec={{"parallelism": 2, "completions": 2, "backoff_limit": 0,
+                  "template": {{
+                      "metadata": {{"annotations": {{"run": stamp}}}},
+                      "spec": {{"restart_policy": "Never",
+                               "containers": [{{"name": "fortio", "image": "{FORTIO_IMAGE}",
+                                               "image_pull_policy": "Never",
+                                               "args": ["version"]}}]}}}}}},
+            opts=pulumi.ResourceOptions(delete_before_replace={named}),
+        )
+        pulumi.export("jobName", job.metadata.apply(lambda m: m["name"]))
+        """)
+    )
+
+    def evaluate(stamp: str):
+        def run(stdout, names):
+            return offline.run_program(
+                {"selfheal-lb:stamp": stamp},
+                fake_outputs=stack.outputs_with(stdout, names),
+                program=project / "__main__.py",
+                project_dir=project,
+            )
+
+        return run
+
+    return evaluate
+
+
+def complete(d: stack.Deployer, namespace: str, job: str) -> None:
+    d.kc("wait", f"job/{job}", "-n", namespace, "--for=condition=Complete", "--timeout=90s",
+         timeout=100)  # fmt: skip
+
+
+def jobs(d: stack.Deployer, namespace: str) -> list[str]:
+    doc = json.loads(d.kc("get", "jobs", "-n", namespace, "-o", "json").stdout)
+    return sorted(j["metadata"]["name"] for j in doc["items"])
+
+
+@pytest.mark.slow
+def test_the_landed_fixed_name_job_fails_its_replacement_as_under_the_engine(
+    deployer: stack.Deployer, namespace: str, tmp_path: Path
+):
+    evaluate = job_program(tmp_path, namespace, named=True)
+    first, _ = deployer.up(evaluate("one"))
+    complete(deployer, namespace, "fortio")
+    with pytest.raises(stack.DeployError, match=r"being deleted|AlreadyExists|already exists"):
+        deployer.up(evaluate("two"), previous={r.urn: r for r in first.resources})
+
+
+@pytest.mark.slow
+def test_the_stacks_auto_named_job_is_replaced_by_a_new_one(
+    deployer: stack.Deployer, namespace: str, tmp_path: Path
+):
+    evaluate = job_program(tmp_path, namespace, named=False)
+    first, _ = deployer.up(evaluate("one"))
+    old = first.outputs["jobName"]
+    assert old.startswith("loadgen-job-") and jobs(deployer, namespace) == [old]
+    complete(deployer, namespace, old)
+    second, acted = deployer.up(evaluate("two"), previous={r.urn: r for r in first.resources})
+    new = second.outputs["jobName"]
+    assert acted == ["loadgen-job"] and new != old and new.startswith("loadgen-job-")
+    # The old run's Job is deleted at the end (not awaited: skipAwait), the new one remains.
+    remaining = jobs(deployer, namespace)
+    assert new in remaining
+    deployer.kc("wait", f"job/{old}", "-n", namespace, "--for=delete", "--timeout=60s",
+                timeout=70)  # fmt: skip
+    assert jobs(deployer, namespace) == [new]
