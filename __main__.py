@@ -186,6 +186,9 @@ if s.state_store.enabled and resolve_store_secret is not None:
 
 verification = None
 if s.verify.enabled:
+    # The baseline is read once the app's pods are ready, the store answers and the
+    # metrics-server in use serves (tests/test_dependency_graph.py).
+    reads: list[pulumi.Resource] = [app, *([store] if store else [])]
     # Any config change, or a new image, re-runs the baseline, and with it the load and the
     # check: a report must describe the stack as it now is (tests/test_reverification.py).
     triggers = [image.image_ref, repr(s)]
@@ -200,10 +203,8 @@ if s.verify.enabled:
             kube_context=s.cluster.kube_context,
             session_affinity=s.app.session_affinity,
             triggers=triggers,
-        ),
-        # The baseline is read once the app's pods are ready (and metrics-server serves).
-        pulumi.ResourceOptions(
-            depends_on=[app] + ([metrics] if metrics else []) + ([store] if store else [])
+            reads=metrics.and_before(reads) if metrics else reads,
+            expect_store=store is not None,
         ),
     )
 

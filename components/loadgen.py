@@ -301,11 +301,12 @@ class LoadGenerator(pulumi.ComponentResource):
         # reported. With verification the Job is not awaited (SKIP_AWAIT): verify waits for
         # the fortio pods itself, sampling CPU/memory while they run, and reports a failure.
         timeout = f"{deadline + 60}s"
-        metadata: dict[str, Any] = {
-            "name": labels.LOADGEN_NAME,
-            "namespace": args.namespace,
-            "labels": object_labels,
-        }
+        # No name: pulumi-kubernetes names the Job <resource name>-<random>, and a new run's Job
+        # (a replacement) gets a new name. A fixed name forces delete-before-replace, and with
+        # skipAwait nothing waits for the old Job to be gone: the create then fails with
+        # "object is being deleted: jobs.batch ... already exists" (seen under a real engine).
+        # The verification selects the run's pods by the Job's real name (job_name).
+        metadata: dict[str, Any] = {"namespace": args.namespace, "labels": object_labels}
         if args.run_stamp is not None:
             metadata["annotations"] = {SKIP_AWAIT: "true"}
         return k8s.batch.v1.Job(
@@ -325,9 +326,8 @@ class LoadGenerator(pulumi.ComponentResource):
                 parent=self,
                 depends_on=depends_on,
                 # A Job's template, parallelism and completions are immutable, so
-                # pulumi-kubernetes replaces it when the load changes; delete first: the name
-                # is fixed, and the old run's pods must not mix into the new run's logs.
-                delete_before_replace=True,
+                # pulumi-kubernetes replaces it when the load changes: the new Job is created
+                # first (under a new name) and the old one deleted at the end of the update.
                 custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
             ),
         )

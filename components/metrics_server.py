@@ -21,6 +21,7 @@ stack's own install, kept when the stack was destroyed, that its next `up` takes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,11 @@ class MetricsServer(pulumi.ComponentResource):
         self.register_outputs(
             {"chart": CHART_NAME, "chart_version": CHART_VERSION, "namespace": NAMESPACE}
         )
+
+    def and_before(
+        self, others: Sequence[pulumi.Resource]
+    ) -> pulumi.Output[list[pulumi.Resource]]:
+        """`others` and this metrics-server's objects, for a depends_on. The chart registers
+        its objects only once it has rendered, so a depends_on on this component alone would
+        miss them (it is expanded to the children registered so far)."""
+        return self.chart.ready.apply(lambda objects: [*others, *objects])

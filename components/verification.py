@@ -68,12 +68,19 @@ class LoadVerificationArgs:
     # settings, …). The component adds its own inputs (verify settings, namespace, selector,
     # context) so that the check never re-runs alone against an old baseline.
     triggers: Sequence[pulumi.Input[Any]] = ()
+    # What the baseline reads the live state of (the app, the metrics-server in use, the state
+    # store): the snapshot command depends on each. Not the component's own depends_on, which
+    # its children do not inherit: with it the engine ran the snapshot as soon as the image
+    # was loaded, before the store was up (the first `up` with Redis reported unverifiable).
+    reads: pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]]] = ()
+    # The pods count views in a shared store: the baseline waits until each reaches it.
+    expect_store: bool = False
 
     def own_inputs(self) -> str:
         """Everything of this component that shapes the snapshot or the verify command."""
         return repr(
             (self.verify, self.load, self.namespace, self.selector, self.expected_pods,
-             self.kube_context, self.session_affinity)
+             self.kube_context, self.session_affinity, self.expect_store)
         )  # fmt: skip
 
 
@@ -91,6 +98,8 @@ def snapshot_command(args: LoadVerificationArgs) -> str:
     # Just after a rollout metrics-server has no figure for the new pods yet: give it time
     # for one scrape, so the report's idle column is a reading and not a blank.
     words += ["--idle-wait", str(IDLE_WAIT_SECONDS)]
+    if args.expect_store:
+        words.append("--expect-store")
     words += ["--timeout", str(args.verify.timeout_seconds)]
     return _cmd(*words)
 
@@ -201,7 +210,7 @@ class LoadVerification(pulumi.ComponentResource):
             f"{name}-snapshot",
             create=snapshot_command(args),
             triggers=[*args.triggers, args.own_inputs()],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.reads),
         )
         self.run_stamp = self.snapshot.stdout.apply(run_stamp)
 

@@ -62,8 +62,9 @@ def _run_snapshot(args: argparse.Namespace) -> int:
 
     with kube.client(args.kubeconfig, args.context, args.timeout) as client:
         doc = incluster.snapshot(
-            client, args.namespace, args.selector, args.expect_ready, args.idle_wait
-        )
+            client, args.namespace, args.selector, args.expect_ready, args.idle_wait,
+            expect_store=args.expect_store,
+        )  # fmt: skip
     print(report.dumps(doc))
     pods = doc["pods"]
     print(

@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait up to this many seconds for metrics-server's first figure of each pod "
         "(the idle baseline; new pods have none for 15-30 s)",
     )
+    s.add_argument(
+        "--expect-store",
+        action="store_true",
+        help="the pods count views in a shared store: wait (up to 60 s) until every pod's "
+        "/metrics shows it answering, so the consistency check has a baseline",
+    )
 
     h = sub.add_parser(
         "html", help="draw a verify report (JSON, e.g. the stack's output) as a page"

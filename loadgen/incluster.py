@@ -4,6 +4,7 @@ API server's pod proxy (no `minikube tunnel` needed) and fortio's result from it
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 import uuid
 from typing import Any
@@ -24,6 +25,10 @@ from loadgen.verdict import Verdict, decide
 APP_PORT = "8080"
 LOADGEN_APPEAR_SECONDS = 60.0  # how long a just-created Job may take to show its pods
 IDLE_POLL_SECONDS = 3.0
+# How long the baseline waits for every app pod to reach the shared store (pods that started
+# before it was up retry once a second); then it goes on and the check says why.
+STORE_WAIT_SECONDS = 60.0
+STORE_POLL_SECONDS = 1.0
 
 
 def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters:
@@ -50,17 +55,49 @@ def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters
     return out
 
 
+def pods_without_store(c: Counters) -> list[str]:
+    """The pods whose /metrics do not show the shared store answering."""
+    views = consistency.summarize(c.texts)["pods"]
+    return sorted(n for n in c.served if not (views.get(n) or {}).get("up"))
+
+
+def wait_for_store(
+    client: KubeClient, namespace: str, selector: str, c: Counters
+) -> tuple[Counters, dict[str, Any]]:
+    """Reads the counters again until every pod reaches the store (bounded); the last read
+    and what the wait saw."""
+    started = time.monotonic()
+    end = started + max(0.0, min(STORE_WAIT_SECONDS, client.remaining() - 5.0))
+    missing = pods_without_store(c)
+    while missing and time.monotonic() < end:
+        time.sleep(STORE_POLL_SECONDS)
+        c = read_counters(client, namespace, selector)
+        missing = pods_without_store(c)
+    waited = round(time.monotonic() - started, 1)
+    if missing:
+        print(
+            f"loadgen snapshot: the shared store did not answer {', '.join(missing)} "
+            f"within {waited:.0f} s",
+            file=sys.stderr,
+        )
+    return c, {"seconds": waited, "pods_without_store": missing}
+
+
 def snapshot(
     client: KubeClient,
     namespace: str,
     selector: str,
     expect_ready: int = 0,
     idle_wait: float = 0.0,
+    expect_store: bool = False,
 ) -> dict[str, Any]:
     waited = (
         membership.wait_ready(client, namespace, selector, expect_ready) if expect_ready else None
     )
     c = read_counters(client, namespace, selector)
+    store_wait = wait_for_store(client, namespace, selector, c) if expect_store else None
+    if store_wait is not None:
+        c = store_wait[0]
     sampler = Sampler(client, namespace, selector)
     if idle_wait > 0:
         sampler.window_after = dict(c.ready_since)  # idle = after start-up, not during it
@@ -100,6 +137,7 @@ def snapshot(
         "unreadable": c.unreadable,
         "not_running": c.not_running,
         "ready_wait": waited,
+        **({"store_wait": store_wait[1]} if store_wait is not None else {}),
         "resources_idle": sampler.summary("idle, before the load"),
         "views": consistency.summarize(c.texts),
     }

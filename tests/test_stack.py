@@ -122,14 +122,14 @@ def test_verification_brackets_the_load(dev_run):
     check = dev_run.named("verification-verify")
     job = dev_run.one(JOB)
     app = dev_run.one("selfheal-lb:app:ArticleApp")
-    verification = dev_run.one("selfheal-lb:verification:LoadVerification")
-    # depends_on=[app] expands to the component's children: the Deployment among them.
+    # The snapshot's own depends_on (reads=[app]) expands to the app's resources: the
+    # Deployment among them (the component's depends_on would not reach the snapshot).
     deployment = dev_run.one(DEPLOYMENT)
     assert deployment.parent_urn == app.urn
-    assert deployment.urn in verification.dependencies, "the baseline waits for the app's pods"
+    assert deployment.urn in snapshot.dependencies, "the baseline waits for the app's pods"
     assert snapshot.urn in job.dependencies, "fortio starts after the baseline"
     assert job.urn in check.dependencies, "the check runs after the completed Job"
-    name = job.inputs["metadata"]["name"]
+    name = f"loadgen-job-{offline.fake_suffix(job.urn)}"  # auto-named, as the mocks name it
     assert f"--loadgen-selector batch.kubernetes.io/job-name={name}" in check.inputs["create"]
     selector = ",".join(
         f"{k}={v}" for k, v in dev_run.one(SERVICE).inputs["spec"]["selector"].items()

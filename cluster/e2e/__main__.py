@@ -3,10 +3,11 @@
     python -m cluster.e2e [--stack local] [--out build/e2e] [--keep-on-failure]
 
 Steps (one summary line each, with its time): the app's offline base image; the program
-evaluated and its resources carried out in dependency order (cluster/e2e/stack.py); the
-report's assertions; NetworkPolicy enforcement; a re-verification after a config change that
-touches only the verification; a pod-kill drill through the load balancer; the shared Redis
-store (views counted exactly across pods under the load); sticky sessions
+evaluated and its resources carried out as the engine would (cluster/e2e/stack.py: concurrently
+as dependencies allow, replacements and awaits as the providers do them); the report's
+assertions; NetworkPolicy enforcement; a re-verification after a config change that touches
+only the verification; a pod-kill drill through the load balancer; the shared Redis store on a
+first `up` (views counted exactly across pods under the load); sticky sessions
 (sessionAffinity ClientIP) verified as such (these two with the load unpaced); teardown and a
 check that nothing is left.
 Exit 0 when every check holds, 1 with a one-line reason otherwise. The results (report, drill,
@@ -163,7 +164,11 @@ class EndToEnd:
         return result["reason"]
 
     def shared_state(self) -> str:
-        """stateStore redis: views counted exactly across pods, under the same load."""
+        """stateStore redis on a first `up` (the stateless stack is removed first): every
+        resource starts as soon as what it declares is done, as under the engine, so the
+        baseline must wait for the store itself; then views counted exactly across pods."""
+        self.d.destroy()
+        self.run = None
         image = run_script("redis-image.sh")
         proc = subprocess.run(
             [str(PROJECT_DIR / "cluster" / "images.sh"), "load", image],

@@ -137,10 +137,10 @@ def test_the_app_mounts_address_and_password_as_files_and_waits_for_the_secret(r
     assert {i["path"] for i in volume["items"]} == {"url", "password"}
     secret_urn = run.named("state-store-secret").urn
     assert secret_urn in run.named("app-deployment").dependencies
-    # The verification (and so the load) starts once Redis is ready: depends_on the store
-    # expands to its children, the Redis Deployment among them.
-    verification = run.one("selfheal-lb:verification:LoadVerification")
-    assert run.named("state-store-deployment").urn in verification.dependencies
+    # The baseline (and so the load) starts once Redis is ready: the snapshot command itself
+    # depends on the store (a component's depends_on does not reach its children).
+    snapshot = run.named("verification-snapshot")
+    assert run.named("state-store-deployment").urn in snapshot.dependencies
 
 
 def test_only_the_app_pods_reach_redis_and_redis_reaches_nothing(run) -> None:  # type: ignore[no-untyped-def]

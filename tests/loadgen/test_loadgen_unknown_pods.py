@@ -6,11 +6,14 @@ against the fake Kubernetes API over HTTP."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from fake_kube import FakeKube
-from lg_procs import run_cli
+from lg_procs import ROOT, run_cli
 
 NS = "selfheal-lb-dev"
 APP_LABELS = {"app.kubernetes.io/name": "articles", "app.kubernetes.io/instance": "dev"}
@@ -100,3 +103,49 @@ def test_readable_pods_still_get_a_verdict(fake: FakeKube, kubeconfig: str, tmp_
     proc = verify(kubeconfig, base.stdout)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["verdict"] == "balanced"
+
+
+def store_metrics(pod: str, served: int, stored: int | None) -> str:
+    """/metrics of a pod counting views in Redis: up 0 while the store does not answer."""
+    up = 0 if stored is None else 1
+    lines = [metrics(pod, served).rstrip("\n"),
+             f'articles_state_store_up{{pod="{pod}",store="redis"}} {up}.0']  # fmt: skip
+    if stored is not None:
+        lines.append(f'articles_views_stored{{article="1",pod="{pod}",store="redis"}} {stored}.0')
+    return "\n".join(lines) + "\n"
+
+
+def test_snapshot_waits_for_every_pod_to_reach_the_store(fake: FakeKube, kubeconfig: str) -> None:
+    """The first `up` with Redis: the app pods are Ready before the store answers them. The
+    baseline waits (bounded) until every pod reads the store, so the check has its figure."""
+    names = fake.add_deployment(
+        "articles", APP_LABELS, metrics_texts=[store_metrics(p, 0, None) for p in "abc"]
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgen", "snapshot", "-n", NS, "-l", SEL, "--timeout", "30",
+         "--expect-store"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "KUBECONFIG": kubeconfig},
+    )  # fmt: skip
+    time.sleep(5.0)  # the store comes up for the pods while the snapshot waits
+    with fake.lock:
+        for name, pod in zip(names, "abc", strict=True):
+            fake.pods[name].metrics_text = store_metrics(pod, 0, 40)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    doc = json.loads(out)
+    assert doc["store_wait"]["pods_without_store"] == []
+    assert 1.5 <= doc["store_wait"]["seconds"] < 20  # it waited (start-up takes ~2 s)
+    assert all(p["up"] and p["stored"] == 40 for p in doc["views"]["pods"].values())
+
+
+def test_snapshot_says_which_pods_never_reached_the_store(fake: FakeKube, kubeconfig: str) -> None:
+    names = fake.add_deployment(
+        "articles", APP_LABELS,
+        metrics_texts=[store_metrics("a", 0, 5), store_metrics("b", 0, None)],
+    )  # fmt: skip
+    done = cli(kubeconfig, "snapshot", "-n", NS, "-l", SEL, "--timeout", "9", "--expect-store")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["store_wait"]["pods_without_store"] == [names[1]]
+    assert f"the shared store did not answer {names[1]} within" in done.stderr
