@@ -49,6 +49,8 @@ IMAGE = "docker:index/image:Image"
 STDOUT_MARK = "@@stdout-of:"  # stands in for a command's stdout in the program's run
 # Steps carried out at once at most (the engine's default is unbounded; the stack has few).
 PARALLEL_STEPS = 8
+# pulumi-kubernetes counts a Service's endpoints settled 10 s after their last change.
+SETTLE_S = 10.0
 
 
 class DeployError(RuntimeError):
@@ -309,8 +311,6 @@ class Deployer:
             return "complete"
         spec = obj.get("spec") or {}
         if kind == "Service" and spec.get("selector") and spec.get("clusterIP") != "None":
-            # pulumi-kubernetes' Service awaiter: a Service that selects pods is ready once its
-            # endpoints have settled with at least one ready and none pending.
             self._await_endpoints(name, ns)
         if kind == "Service" and spec.get("type") == "LoadBalancer":
             self.kc(
@@ -329,24 +329,28 @@ class Deployer:
                 "jsonpath={.status.loadBalancer.ingress[0].ip}",
             ).stdout
             return f"load balancer {ip}"
-        return "endpoints ready" if kind == "Service" and spec.get("selector") else "applied"
+        return "endpoints settled" if kind == "Service" and spec.get("selector") else "applied"
 
     def _await_endpoints(self, service: str, ns: str) -> None:
+        """pulumi-kubernetes' Service awaiter: ready once its Endpoints have gone SETTLE_S
+        without a change and list no pod that is not ready. No pod at all passes (a store
+        whose pods wait for a Secret that waits for this Service must not deadlock); a pod
+        that exists but is not ready yet holds it (up to the timeout)."""
         deadline = time.monotonic() + self.timeout
+        version, since, pending = None, time.monotonic(), True
         while time.monotonic() < deadline:
-            slices = json.loads(
-                self.kc("get", "endpointslices", "-n", ns, "-l",
-                        f"kubernetes.io/service-name={service}", "-o", "json").stdout
-            )  # fmt: skip
-            ready = [
-                bool((e.get("conditions") or {}).get("ready"))
-                for item in slices.get("items") or []
-                for e in item.get("endpoints") or []
-            ]
-            if ready and all(ready):
+            proc = self.kc("get", "endpoints", service, "-n", ns, "-o", "json", check=False)
+            doc = json.loads(proc.stdout) if proc.returncode == 0 else {}
+            current = (doc.get("metadata") or {}).get("resourceVersion")
+            if current != version:
+                version, since = current, time.monotonic()
+            subsets = doc.get("subsets") or []
+            pending = any(sub.get("notReadyAddresses") for sub in subsets)
+            if current is not None and not pending and time.monotonic() - since >= SETTLE_S:
                 return
             time.sleep(1)
-        raise DeployError(f"service {service} has no ready endpoints within {self.timeout:.0f} s")
+        if pending:
+            raise DeployError(f"service {service}: pods not ready within {self.timeout:.0f} s")
 
     def _await_job(self, name: str, ns: str) -> None:
         deadline = time.monotonic() + self.timeout
