@@ -76,8 +76,16 @@ if s.quota.enabled:
 
 # Explicit provider: the configured context, not whatever the ambient default would pick.
 # Server-side apply is v4's default; stated so a provider upgrade cannot silently change it.
+# cluster_identifier: a stable id, so setting or renaming kubeContext later is an update of the
+# provider, not a replacement of every object under it (pulumi-kubernetes' DiffConfig; adding
+# the id to an existing stack is not a replacement either). delete_unreachable stays unset
+# here: `make destroy` sets PULUMI_K8S_DELETE_UNREACHABLE only once it found the cluster gone
+# (scripts/stack.sh), so a passing outage can never drop live objects from the state.
 provider = k8s.Provider(
-    "k8s", context=s.cluster.kube_context or None, enable_server_side_apply=True
+    "k8s",
+    context=s.cluster.kube_context or None,
+    cluster_identifier=s.cluster.cluster_identifier,
+    enable_server_side_apply=True,
 )
 k8s_opts = pulumi.ResourceOptions(providers={"kubernetes": provider})
 

@@ -46,6 +46,9 @@ class ConfigError(pulumi.RunError, ValueError):
 class ClusterSettings:
     kube_context: str  # "" = the kubeconfig's current context
     namespace: str  # resolved: config value or "selfheal-lb-<stack>"
+    # The provider's clusterIdentifier (resolved: config value or "<project>-<stack>"): with it
+    # set, pulumi-kubernetes replaces the provider (and every object) only when it changes.
+    cluster_identifier: str = ""
 
 
 @dataclass(frozen=True)
@@ -703,7 +706,9 @@ def load_settings(
     _reject_unknown_keys(r, present_keys, project)
     password_set = config.get_secret("imageRegistryPassword") is not None
     cluster = ClusterSettings(
-        kube_context=r.string("kubeContext").strip(), namespace=_namespace(r, stack)
+        kube_context=r.string("kubeContext").strip(),
+        namespace=_namespace(r, stack),
+        cluster_identifier=r.string("clusterIdentifier").strip() or f"{project}-{stack}",
     )
     image = _image(r, app_dir, password_set)
     app = _app(r)

@@ -5,6 +5,12 @@
 #   usage: scripts/stack.sh up|preview|destroy|check|reverify [STACK] [extra pulumi args...]
 # reverify = `pulumi up --replace <the verification-snapshot's URN>`: the baseline runs again,
 # and with it the fortio Job and the check (the Job is stamped with the baseline's digest).
+#
+# The target is always shown first (context and API server). up/destroy/reverify then ask: on a
+# terminal pulumi shows its preview and asks "Do you want to perform ...?"; YES=1 or CI=true
+# answer yes; with neither (no terminal, nobody to ask) the script stops before pulumi runs.
+# destroy needs no reachable cluster: when the cluster is gone it removes the stack's objects
+# from the state only (PULUMI_K8S_DELETE_UNREACHABLE), and says so.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,14 +45,41 @@ EOF
 kube_context="$(read_config kubeContext)" || die "cannot read Pulumi.$stack.yaml"
 image_ref="$(read_config imageRef)"
 
-command -v kubectl >/dev/null 2>&1 \
-  || die "kubectl is not installed: see https://kubernetes.io/docs/tasks/tools/ (with minikube: 'minikube kubectl -- version' installs one)"
+# Who confirms a change: YES=1 (make up YES=1) or CI=true say yes up front; otherwise a person
+# at a terminal answers pulumi's own question after its preview.
+auto_yes=""
+case "${YES:-}" in 1|true|yes) auto_yes=1 ;; esac
+[ "${CI:-}" = true ] && auto_yes=1
+
+if [ "$action" = destroy ] && ! command -v kubectl >/dev/null 2>&1; then
+  kubectl() { return 127; }  # destroy goes on without it: the cluster is then taken as gone
+else
+  command -v kubectl >/dev/null 2>&1 \
+    || die "kubectl is not installed: see https://kubernetes.io/docs/tasks/tools/ (with minikube: 'minikube kubectl -- version' installs one)"
+fi
 ctx_args=()
 [ -n "$kube_context" ] && ctx_args=(--context "$kube_context")
 current_ctx="${kube_context:-$(kubectl config current-context 2>/dev/null)}"
-[ -n "$current_ctx" ] || die "no kubeconfig context: start a cluster ('minikube start') or set one with 'pulumi config set kubeContext NAME'"
-kubectl "${ctx_args[@]}" version --request-timeout=10s >/dev/null 2>&1 \
-  || die "the cluster of context '$current_ctx' is unreachable: start it ('minikube start') or pick another context ('kubectl config use-context NAME')"
+if [ -z "$current_ctx" ] && [ "$action" != destroy ]; then
+  die "no kubeconfig context: start a cluster ('minikube start') or set one with 'pulumi config set kubeContext NAME'"
+fi
+api_server="$(kubectl "${ctx_args[@]}" config view --minify -o 'jsonpath={.clusters[0].cluster.server}' 2>/dev/null)"
+if [ -n "$kube_context" ]; then how="kubeContext of Pulumi.$stack.yaml"; else how="the current context: kubeContext is not set"; fi
+echo "selfheal-lb: target: stack '$stack' -> context '${current_ctx:-(none)}' ($how), API server ${api_server:-(unknown)}"
+reachable=1
+kubectl "${ctx_args[@]}" version --request-timeout=10s >/dev/null 2>&1 || reachable=""
+if [ -z "$reachable" ] && [ "$action" != destroy ]; then
+  die "the cluster of context '$current_ctx' is unreachable: start it ('minikube start') or pick another context ('kubectl config use-context NAME')"
+fi
+confirm=()
+case "$action" in preview|check) ;; *)
+  if [ -n "$auto_yes" ]; then
+    confirm=(--yes)
+  elif [ ! -t 0 ]; then
+    die "nobody to ask (not a terminal) before changing context '${current_ctx:-(none)}': run 'make $action YES=1' (or with CI=true) to go ahead without a question"
+  fi ;;
+esac
+
 
 if [ "$action" != destroy ] && [ -z "$image_ref" ]; then
   # The stack builds app/ into an image: on minikube, build into minikube's own Docker daemon
@@ -83,12 +116,18 @@ esac
 pulumi stack select --create "$stack" >/dev/null \
   || die "could not select or create stack '$stack' on backend ${PULUMI_BACKEND_URL:-(pulumi default)}"
 
+if [ "$action" = destroy ] && [ -z "$reachable" ]; then
+  # The provider then removes the objects from the state only (its deleteUnreachable).
+  export PULUMI_K8S_DELETE_UNREACHABLE=true
+  echo "selfheal-lb: the cluster of context '${current_ctx:-(none)}' is unreachable: destroy removes the stack's objects from its state only; if that cluster comes back, delete them there by hand" >&2
+fi
+
 case "$action" in
-  up) exec pulumi up --stack "$stack" --yes "$@" ;;
+  up) exec pulumi up --stack "$stack" "${confirm[@]}" "$@" ;;
   preview) exec pulumi preview --stack "$stack" --diff "$@" ;;
-  destroy) exec pulumi destroy --stack "$stack" --yes "$@" ;;
+  destroy) exec pulumi destroy --stack "$stack" "${confirm[@]}" "$@" ;;
   reverify)
     urn="$("$py" -c 'import sys; from components.offline import project_name; from components.verification import snapshot_urn; print(snapshot_urn(sys.argv[1], project_name()))' "$stack")" \
       || die "could not compute the verification snapshot's URN"
-    exec pulumi up --stack "$stack" --yes --replace "$urn" "$@" ;;
+    exec pulumi up --stack "$stack" "${confirm[@]}" --replace "$urn" "$@" ;;
 esac

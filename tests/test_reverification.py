@@ -41,6 +41,7 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 # get default+1 / the opposite value.
 ALTERNATIVES: dict[str, dict[str, Any]] = {
     "kubeContext": {"kubeContext": "kind-other"},
+    "clusterIdentifier": {"clusterIdentifier": "other-cluster"},
     "namespace": {"namespace": "other-ns"},
     "imageRef": {"imageRef": "ghcr.io/me/articles:v2"},
     "imageRepository": {"imageRepository": "ghcr.io/me/articles"},
