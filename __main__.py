@@ -27,6 +27,7 @@ from components.quota import (
     quota_hard,
     single_pod_shape,
 )
+from components.rerun import load_trigger
 from components.settings import ConfigError, load_settings, present_config_keys
 from components.state_store import StateStore, StateStoreArgs
 from components.verification import LoadVerification, LoadVerificationArgs
@@ -194,9 +195,10 @@ if s.state_store.enabled and resolve_store_secret is not None:
 
 verification = None
 if s.verify.enabled:
-    # Any config change, or a new image, re-runs the baseline, and with it the load and the
-    # check: a report must describe the stack as it now is (tests/test_reverification.py).
-    triggers = [image.image_ref, repr(s)]
+    # A new image, or a change that can move the split or its verdict, re-runs the baseline
+    # and with it the load and the check; a dashboard, quota or label change does not
+    # (components/rerun.py classifies every key; tests/test_reverification.py).
+    triggers = [image.image_ref, load_trigger(s, scrape_annotations(monitoring_mode.mode))]
     verification = LoadVerification(
         "verification",
         LoadVerificationArgs(
