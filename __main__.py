@@ -122,8 +122,11 @@ if plan.install:
             k8s_opts,
         )
 
-# `monitoring: auto` asks the cluster (the provider's context) whether the operator's CRDs exist.
-monitoring_mode = resolve_mode(s.monitoring.mode, s.cluster.kube_context)
+# `monitoring: auto` asks the cluster (the provider's context) whether the operator's CRDs exist;
+# a decision recorded by an earlier `make up` (monitoringDecision) is kept whatever it answers.
+monitoring_mode = resolve_mode(
+    s.monitoring.mode, s.cluster.kube_context, recorded=s.monitoring.decision
+)
 if monitoring_mode.note:
     (pulumi.log.warn if monitoring_mode.warn else pulumi.log.info)(monitoring_mode.note)
 

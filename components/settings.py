@@ -106,6 +106,9 @@ class MetricsServerSettings:
     # components/metrics_plan.py decides with what the cluster answers.
     mode: MetricsServerMode
     kubelet_insecure_tls: bool
+    # metricsServerDecision: what `auto` decided on an earlier run (install | cluster), kept
+    # whatever the probe answers now; "" = decide from the probe.
+    decision: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,9 @@ class MonitoringSettings:
     prometheus_namespace: str  # "" = no NetworkPolicy rule for Prometheus
     dashboard: bool  # ship the Grafana dashboard ConfigMap (when mode is not off)
     dashboard_namespace: str  # resolved: config value or the stack's namespace
+    # monitoringDecision: what `auto` decided on an earlier run (podMonitor | annotations),
+    # kept whatever the probe answers now; "" = decide from the probe.
+    decision: str = ""
 
 
 @dataclass(frozen=True)
@@ -494,7 +500,15 @@ def _metrics_server(r: _Reader) -> MetricsServerSettings:
     return MetricsServerSettings(
         mode=mode,  # type: ignore[arg-type]
         kubelet_insecure_tls=r.boolean("metricsServerInsecureTls"),
+        decision=_decision(r, "metricsServerDecision", ("install", "cluster")),
     )
+
+
+def _decision(r: _Reader, name: str, choices: tuple[str, ...]) -> str:
+    value = r.string(name).strip()
+    if value and value not in choices:
+        r.fail(name, value, f"must be {' or '.join(choices)}, or empty to decide from the cluster")
+    return value
 
 
 def _load(r: _Reader) -> LoadSettings:
@@ -579,6 +593,7 @@ def _monitoring(r: _Reader, namespace: str) -> MonitoringSettings:
         prometheus_namespace=prometheus_ns,
         dashboard=r.boolean("grafanaDashboard"),
         dashboard_namespace=dashboard_ns or namespace,
+        decision=_decision(r, "monitoringDecision", ("podMonitor", "annotations")),
     )
 
 

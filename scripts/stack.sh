@@ -116,6 +116,30 @@ esac
 pulumi stack select --create "$stack" >/dev/null \
   || die "could not select or create stack '$stack' on backend ${PULUMI_BACKEND_URL:-(pulumi default)}"
 
+# Decided once, kept (components/decisions.py): what `auto` chose for monitoring and for
+# metrics-server is read from the deployed stack's outputs and recorded in its config, so later
+# runs follow it whatever the cluster's probe answers. REDECIDE=1 forgets it first.
+record_decisions() {
+  local outputs project key value
+  outputs="$(pulumi stack output --stack "$stack" --json 2>/dev/null)" || return 0
+  project="$("$py" -c 'from components.offline import project_name; print(project_name())')" || return 0
+  "$py" -m components.decisions "$stack" <<<"$outputs" | while read -r key value; do
+    pulumi config set --stack "$stack" "$project:$key" "$value" >/dev/null \
+      && echo "selfheal-lb: recorded $key=$value in Pulumi.$stack.yaml: kept until you change it ('make up REDECIDE=1' decides again)"
+  done
+}
+if [ "$action" = up ] || [ "$action" = reverify ]; then
+  if [ -n "${REDECIDE:-}" ]; then
+    project="$("$py" -c 'from components.offline import project_name; print(project_name())')"
+    for key in monitoringDecision metricsServerDecision; do
+      pulumi config rm --stack "$stack" "$project:$key" >/dev/null 2>&1 || true
+    done
+    echo "selfheal-lb: REDECIDE: monitoring and metrics-server auto are decided again from the cluster's answers"
+  else
+    record_decisions  # a stack deployed before decisions were recorded keeps what it has
+  fi
+fi
+
 if [ "$action" = destroy ] && [ -z "$reachable" ]; then
   # The provider then removes the objects from the state only (its deleteUnreachable).
   export PULUMI_K8S_DELETE_UNREACHABLE=true
@@ -123,11 +147,18 @@ if [ "$action" = destroy ] && [ -z "$reachable" ]; then
 fi
 
 case "$action" in
-  up) exec pulumi up --stack "$stack" "${confirm[@]}" "$@" ;;
+  up)
+    pulumi up --stack "$stack" "${confirm[@]}" "$@"
+    rc=$?
+    [ "$rc" -eq 0 ] && record_decisions
+    exit "$rc" ;;
   preview) exec pulumi preview --stack "$stack" --diff "$@" ;;
   destroy) exec pulumi destroy --stack "$stack" "${confirm[@]}" "$@" ;;
   reverify)
     urn="$("$py" -c 'import sys; from components.offline import project_name; from components.verification import snapshot_urn; print(snapshot_urn(sys.argv[1], project_name()))' "$stack")" \
       || die "could not compute the verification snapshot's URN"
-    exec pulumi up --stack "$stack" "${confirm[@]}" --replace "$urn" "$@" ;;
+    pulumi up --stack "$stack" "${confirm[@]}" --replace "$urn" "$@"
+    rc=$?
+    [ "$rc" -eq 0 ] && record_decisions
+    exit "$rc" ;;
 esac

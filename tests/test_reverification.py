@@ -63,6 +63,10 @@ ALTERNATIVES: dict[str, dict[str, Any]] = {
     "imageLoadCommand": {"imageLoadCommand": "kind load docker-image --name x"},
     "loadgenImage": {"loadgenImage": "mirror.example/fortio/fortio:1.68.2"},
     "monitoring": {"monitoring": "podMonitor"},
+    "monitoringDecision": {"monitoringDecision": "podMonitor"},
+    # "cluster" is what auto decides against the offline default (a cluster addon serves the
+    # metrics); "install" needs the chart archive, which these runs do not have.
+    "metricsServerDecision": {"metricsServerDecision": "cluster"},
     "monitoringLabels": {"monitoringLabels": ["release=kube-prometheus-stack"]},
     "prometheusNamespace": {"prometheusNamespace": "monitoring"},
     "grafanaDashboardNamespace": {"grafanaDashboardNamespace": "monitoring"},
