@@ -270,3 +270,15 @@ def test_whole_stack_evaluates_in_under_two_seconds(dev_run):
             offline.run_program(dev_config(), stack="dev", preview=preview)
             times.append(time.perf_counter() - start)
         assert min(times) < 2.0, f"evaluation took {min(times):.2f} s (preview={preview})"
+
+
+def test_a_stack_that_does_not_say_awaits_the_load_balancer_address():
+    """serviceAwaitLoadBalancer defaults to true: `up` waits for the address, so externalIp and
+    url are filled in; only the minikube stack (dev) opts out, and its note says what to run."""
+    config = {k: v for k, v in dev_config().items() if not k.endswith(":serviceAwaitLoadBalancer")}
+    run = offline.run_program(config, stack="staging")
+    annotations = run.one(SERVICE).inputs["metadata"].get("annotations") or {}
+    assert "pulumi.com/skipAwait" not in annotations
+    dev = offline.run_program(dev_config(), stack="dev")
+    assert dev.one(SERVICE).inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    assert "`pulumi up --refresh`" in dev.outputs["externalIpNote"]
