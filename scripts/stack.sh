@@ -65,7 +65,10 @@ if [ -z "$current_ctx" ] && [ "$action" != destroy ]; then
 fi
 api_server="$(kubectl "${ctx_args[@]}" config view --minify -o 'jsonpath={.clusters[0].cluster.server}' 2>/dev/null)"
 if [ -n "$kube_context" ]; then how="kubeContext of Pulumi.$stack.yaml"; else how="the current context: kubeContext is not set"; fi
-echo "selfheal-lb: target: stack '$stack' -> context '${current_ctx:-(none)}' ($how), API server ${api_server:-(unknown)}"
+target_line="selfheal-lb: target: stack '$stack' -> context '${current_ctx:-(none)}' ($how), API server ${api_server:-(unknown)}"
+# check (scripts/preview-diff.sh, whose stdout is the comment) names the target on stderr once
+# every check passed; the others name it first.
+[ "$action" = check ] || echo "$target_line"
 reachable=1
 kubectl "${ctx_args[@]}" version --request-timeout=10s >/dev/null 2>&1 || reachable=""
 if [ -z "$reachable" ] && [ "$action" != destroy ]; then
@@ -99,7 +102,7 @@ if [ "$action" != destroy ] && [ -z "$image_ref" ]; then
     die "the build base $image_base is not in the local Docker engine: build it with 'scripts/docker-base.sh --wheels app/requirements.txt'"
   fi
 fi
-[ "$action" = check ] && exit 0
+if [ "$action" = check ]; then echo "$target_line" >&2; exit 0; fi
 
 if [ "$action" != destroy ]; then
   # One metrics-server per cluster: does the cluster's metrics.k8s.io agree with
