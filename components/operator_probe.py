@@ -114,7 +114,7 @@ def resolve_mode(
         return Resolution(recorded, f"monitoring auto: {fresh.detail}; {kept}", True)
     if fresh.mode == recorded:
         return Resolution(recorded, f"monitoring auto: {recorded}, as recorded", False)
-    changed = f"monitoring auto: the cluster now says {fresh.detail} ({fresh.mode}); {kept}"
+    changed = f"monitoring auto: the probe now finds: {fresh.detail} ({fresh.mode}); {kept}"
     return Resolution(recorded, changed, True)
 
 

@@ -89,7 +89,7 @@ def test_resolve_mode_keeps_the_recorded_mode_whatever_the_probe_says(monkeypatc
         "auto", "ctx", lambda _ctx: ProbeResult(False, "no CRDs"), recorded="podMonitor"
     )
     assert changed.note == (
-        "monitoring auto: the cluster now says no CRDs (annotations); keeping the recorded "
+        "monitoring auto: the probe now finds: no CRDs (annotations); keeping the recorded "
         "podMonitor (monitoringDecision; make up REDECIDE=1 asks again)"
     )
     # A mode the user chose is never overridden by a recorded decision.
