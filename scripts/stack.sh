@@ -9,6 +9,7 @@
 # The target is always shown first (context and API server). up/destroy/reverify then ask: on a
 # terminal pulumi shows its preview and asks "Do you want to perform ...?"; YES=1 or CI=true
 # answer yes; with neither (no terminal, nobody to ask) the script stops before pulumi runs.
+# up/reverify record what monitoring and metrics-server `auto` decided (REDECIDE=1 forgets it).
 # destroy needs no reachable cluster: when the cluster is gone it removes the stack's objects
 # from the state only (PULUMI_K8S_DELETE_UNREACHABLE), and says so.
 set -uo pipefail
