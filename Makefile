@@ -3,6 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 STACK ?= dev
+# make up|destroy|reverify show the target context and ask before changing anything (pulumi's own
+# preview and question); YES=1 answers yes up front, as CI=true does. REDECIDE=1: monitoring and
+# metrics-server `auto` decide again from the cluster (scripts/stack.sh).
+export YES REDECIDE
 VENV ?= venv
 PY := $(VENV)/bin/python
 # A local file backend inside the checkout: no Pulumi Cloud account needed.
@@ -48,7 +52,7 @@ scan: render ## checkov over the rendered manifests: 0 failed checks
 
 # scripts/stack.sh checks every prerequisite (pulumi, kubectl, a reachable cluster, Docker when
 # it must build) and says what is missing before it runs pulumi.
-up: venv policy-venv ## pulumi up on the current kubeconfig context (minikube by default), policy pack enforced
+up: venv policy-venv ## pulumi up on the stack's context (shown first; asks unless YES=1), policy pack enforced
 	./scripts/stack.sh up $(STACK) --policy-pack policy
 
 # The policy pack (policy/) runs in its own virtualenv, named by policy/PulumiPolicy.yaml.
@@ -73,7 +77,7 @@ preview-diff: venv policy-venv ## deploy BASE=<git ref> to a throwaway stack, pr
 reverify: venv policy-venv ## run the load and the verification again without a config change
 	./scripts/stack.sh reverify $(STACK) --policy-pack policy
 
-destroy: venv ## pulumi destroy: remove everything the stack created
+destroy: venv ## pulumi destroy: remove everything the stack created (asks unless YES=1; works with the cluster gone)
 	./scripts/stack.sh destroy $(STACK)
 
 bench: venv tools ## production server vs naive baseline under the same load
@@ -95,8 +99,10 @@ top: venv ## per-pod CPU/memory of the app pods (metrics.k8s.io)
 report-html: venv ## draw the stack's loadDistribution as build/report.html (shares, band, CPU under load)
 	@mkdir -p build
 	pulumi stack output --stack $(STACK) loadDistribution --json | $(PY) -m loadgen html - --out build/report.html
-verify-url: venv ## send 1000 requests to the Service and judge the split by X-Served-By
-	$(PY) -m loadgen verify --url "http://$$(pulumi stack output --stack $(STACK) externalIp):8080/article1" --expect-pods "$$(pulumi stack output --stack $(STACK) appReplicas)"
+verify-url: venv ## send 1000 requests to the stack's `url` output and judge the split by X-Served-By
+	@url="$$(pulumi stack output --stack $(STACK) url)"; \
+	[ -n "$$url" ] || { echo "selfheal-lb: the stack's url output is empty: $$(pulumi stack output --stack $(STACK) externalIpNote)" >&2; exit 1; }; \
+	$(PY) -m loadgen verify --url "$${url}article1" --expect-pods "$$(pulumi stack output --stack $(STACK) appReplicas)"
 
 # A real one-node cluster on this Linux machine (cluster/): pinned binaries built once into
 # ~/.cache/selfheal-lb, images built locally, context `selfheal-lb` in

@@ -27,6 +27,7 @@ from components.quota import (
     quota_hard,
     single_pod_shape,
 )
+from components.rerun import load_trigger
 from components.settings import ConfigError, load_settings, present_config_keys
 from components.state_store import StateStore, StateStoreArgs
 from components.verification import LoadVerification, LoadVerificationArgs
@@ -76,8 +77,16 @@ if s.quota.enabled:
 
 # Explicit provider: the configured context, not whatever the ambient default would pick.
 # Server-side apply is v4's default; stated so a provider upgrade cannot silently change it.
+# cluster_identifier: a stable id, so setting or renaming kubeContext later is an update of the
+# provider, not a replacement of every object under it (pulumi-kubernetes' DiffConfig; adding
+# the id to an existing stack is not a replacement either). delete_unreachable stays unset
+# here: `make destroy` sets PULUMI_K8S_DELETE_UNREACHABLE only once it found the cluster gone
+# (scripts/stack.sh), so a passing outage can never drop live objects from the state.
 provider = k8s.Provider(
-    "k8s", context=s.cluster.kube_context or None, enable_server_side_apply=True
+    "k8s",
+    context=s.cluster.kube_context or None,
+    cluster_identifier=s.cluster.cluster_identifier,
+    enable_server_side_apply=True,
 )
 k8s_opts = pulumi.ResourceOptions(providers={"kubernetes": provider})
 
@@ -113,8 +122,11 @@ if plan.install:
             k8s_opts,
         )
 
-# `monitoring: auto` asks the cluster (the provider's context) whether the operator's CRDs exist.
-monitoring_mode = resolve_mode(s.monitoring.mode, s.cluster.kube_context)
+# `monitoring: auto` asks the cluster (the provider's context) whether the operator's CRDs exist;
+# a decision recorded by an earlier `make up` (monitoringDecision) is kept whatever it answers.
+monitoring_mode = resolve_mode(
+    s.monitoring.mode, s.cluster.kube_context, recorded=s.monitoring.decision
+)
 if monitoring_mode.note:
     (pulumi.log.warn if monitoring_mode.warn else pulumi.log.info)(monitoring_mode.note)
 
@@ -189,9 +201,10 @@ if s.verify.enabled:
     # The baseline is read once the app's pods are ready, the store answers and the
     # metrics-server in use serves (tests/test_dependency_graph.py).
     reads: list[pulumi.Resource] = [app, *([store] if store else [])]
-    # Any config change, or a new image, re-runs the baseline, and with it the load and the
-    # check: a report must describe the stack as it now is (tests/test_reverification.py).
-    triggers = [image.image_ref, repr(s)]
+    # A new image, or a change that can move the split or its verdict, re-runs the baseline
+    # and with it the load and the check; a dashboard, quota or label change does not
+    # (components/rerun.py classifies every key; tests/test_reverification.py).
+    triggers = [image.image_ref, load_trigger(s, scrape_annotations(monitoring_mode.mode))]
     verification = LoadVerification(
         "verification",
         LoadVerificationArgs(

@@ -79,6 +79,34 @@ def _installed_here() -> str:
 def decide(
     settings: MetricsServerSettings, state: MetricsApiState, *, owner: str, namespace: str
 ) -> MetricsPlan:
+    """The plan for this run. With `auto` and a recorded decision (metricsServerDecision), the
+    recorded one is kept whatever the probe says now (one warning line when it disagrees or
+    could not tell): a slow API answer must not plan a different metrics-server."""
+    fresh = _decide(settings, state, owner=owner, namespace=namespace)
+    if settings.mode != "auto" or not settings.decision:
+        return fresh
+    install = settings.decision == "install"
+    if fresh.install == install and not fresh.error:
+        return fresh
+    if state.status == "unknown":
+        why = f"cannot tell whether the cluster serves metrics.k8s.io ({state.detail})"
+    elif state.status == "absent":
+        why = "the cluster now serves no metrics.k8s.io"
+    else:
+        why = f"the cluster now serves metrics.k8s.io ({state.provider})"
+    warning = (
+        f"metrics-server: {why}; keeping the recorded decision '{settings.decision}' "
+        "(metricsServerDecision; make up REDECIDE=1 decides again)"
+    )
+    if install:
+        return MetricsPlan(True, True, _installed_here(), (warning,))
+    in_use = f"the cluster's own: {state.provider or 'as recorded'}"
+    return MetricsPlan(False, True, in_use, (warning,))
+
+
+def _decide(
+    settings: MetricsServerSettings, state: MetricsApiState, *, owner: str, namespace: str
+) -> MetricsPlan:
     mode = settings.mode
     ours = state.owned_by(owner, namespace)
     served = state.status in ("available", "unavailable")

@@ -86,22 +86,44 @@ def under_mocks() -> bool:
 class Resolution:
     mode: str  # podMonitor, serviceMonitor, annotations or off
     note: str  # how `auto` was decided, one line ("" when the mode was given)
-    warn: bool  # the cluster could not be asked: worth a warning
+    warn: bool  # the cluster could not be asked, or a recorded decision overrides it
+    asked: bool = True  # False: no cluster was asked (under mocks)
+    detail: str = ""  # what the cluster answered, or why it could not be asked
 
 
 def resolve_mode(
-    mode: str, kube_context: str, ask: Callable[[str], ProbeResult] = ask_cluster
+    mode: str,
+    kube_context: str,
+    ask: Callable[[str], ProbeResult] = ask_cluster,
+    recorded: str = "",
 ) -> Resolution:
-    """The scrape mode to build for the configured one (only `auto` needs the cluster)."""
+    """The scrape mode to build for the configured one (only `auto` needs the cluster).
+
+    `recorded` (monitoringDecision) is what `auto` decided before. It is kept whatever the
+    probe answers now, so a slow or failed probe never deletes a PodMonitor or rolls the pods;
+    the probe then only says, in one warning line, that the cluster's answer differs."""
     if mode != "auto":
         return Resolution(mode, "", False)
+    fresh = _resolve_auto(kube_context, ask)
+    if not recorded:
+        return fresh
+    kept = f"keeping the recorded {recorded} (monitoringDecision; make up REDECIDE=1 asks again)"
+    if not fresh.asked:
+        return Resolution(recorded, f"monitoring auto: {kept}", False, asked=False)
+    if fresh.warn:  # the cluster could not be asked
+        return Resolution(recorded, f"monitoring auto: {fresh.detail}; {kept}", True)
+    if fresh.mode == recorded:
+        return Resolution(recorded, f"monitoring auto: {recorded}, as recorded", False)
+    changed = f"monitoring auto: the probe now finds: {fresh.detail} ({fresh.mode}); {kept}"
+    return Resolution(recorded, changed, True)
+
+
+def _resolve_auto(kube_context: str, ask: Callable[[str], ProbeResult]) -> Resolution:
     stated = os.environ.get(ENV_OVERRIDE, "").strip().lower()
     if stated and stated not in ("present", "absent"):
+        why = f"{ENV_OVERRIDE}='{stated}' is neither present nor absent"
         return Resolution(
-            "annotations",
-            f"monitoring auto: {ENV_OVERRIDE}='{stated}' is neither present nor absent; "
-            "using scrape annotations",
-            True,
+            "annotations", f"monitoring auto: {why}; using scrape annotations", True, detail=why
         )
     if stated:
         result = ProbeResult(stated == "present", f"{ENV_OVERRIDE}={stated}")
@@ -110,19 +132,20 @@ def resolve_mode(
             "annotations",
             "monitoring auto: evaluated under mocks, no cluster to ask; using scrape annotations",
             False,
+            asked=False,
         )
     else:
         result = ask(kube_context)
     if result.present:
         note = f"monitoring auto: {result.detail}; using a PodMonitor"
-        return Resolution("podMonitor", note, False)
+        return Resolution("podMonitor", note, False, detail=result.detail)
     if result.present is False:
-        return Resolution(
-            "annotations", f"monitoring auto: {result.detail}; using scrape annotations", False
-        )
+        note = f"monitoring auto: {result.detail}; using scrape annotations"
+        return Resolution("annotations", note, False, detail=result.detail)
+    why = f"could not ask the cluster for the Prometheus Operator's CRDs ({result.detail})"
     return Resolution(
         "annotations",
-        "monitoring auto: could not ask the cluster for the Prometheus Operator's CRDs "
-        f"({result.detail}); using scrape annotations (set monitoring to choose)",
+        f"monitoring auto: {why}; using scrape annotations (set monitoring to choose)",
         True,
+        detail=why,
     )

@@ -22,9 +22,10 @@ def external_ip_note(address: str, app: AppSettings, cluster: ClusterSettings) -
     ns = cluster.namespace
     if app.service_type == "LoadBalancer":
         return (
-            "pending: run `minikube tunnel` in another terminal (minikube), then `pulumi refresh` "
-            f"or `kubectl -n {ns} get svc` to see the address; other clusters need a "
-            "LoadBalancer controller"
+            "pending: run `minikube tunnel` in another terminal (minikube), then "
+            "`pulumi up --refresh` (re-runs the program, so externalIp and url are filled in; "
+            f"`pulumi refresh` alone does not) or `kubectl -n {ns} get svc` to see the address; "
+            "other clusters need a LoadBalancer controller"
         )
     if app.service_type == "NodePort":
         return (

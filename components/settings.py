@@ -46,6 +46,9 @@ class ConfigError(pulumi.RunError, ValueError):
 class ClusterSettings:
     kube_context: str  # "" = the kubeconfig's current context
     namespace: str  # resolved: config value or "selfheal-lb-<stack>"
+    # The provider's clusterIdentifier (resolved: config value or "<project>-<stack>"): with it
+    # set, pulumi-kubernetes replaces the provider (and every object) only when it changes.
+    cluster_identifier: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,9 @@ class MetricsServerSettings:
     # components/metrics_plan.py decides with what the cluster answers.
     mode: MetricsServerMode
     kubelet_insecure_tls: bool
+    # metricsServerDecision: what `auto` decided on an earlier run (install | cluster), kept
+    # whatever the probe answers now; "" = decide from the probe.
+    decision: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,9 @@ class MonitoringSettings:
     prometheus_namespace: str  # "" = no NetworkPolicy rule for Prometheus
     dashboard: bool  # ship the Grafana dashboard ConfigMap (when mode is not off)
     dashboard_namespace: str  # resolved: config value or the stack's namespace
+    # monitoringDecision: what `auto` decided on an earlier run (podMonitor | annotations),
+    # kept whatever the probe answers now; "" = decide from the probe.
+    decision: str = ""
 
 
 @dataclass(frozen=True)
@@ -491,7 +500,15 @@ def _metrics_server(r: _Reader) -> MetricsServerSettings:
     return MetricsServerSettings(
         mode=mode,  # type: ignore[arg-type]
         kubelet_insecure_tls=r.boolean("metricsServerInsecureTls"),
+        decision=_decision(r, "metricsServerDecision", ("install", "cluster")),
     )
+
+
+def _decision(r: _Reader, name: str, choices: tuple[str, ...]) -> str:
+    value = r.string(name).strip()
+    if value and value not in choices:
+        r.fail(name, value, f"must be {' or '.join(choices)}, or empty to decide from the cluster")
+    return value
 
 
 def _load(r: _Reader) -> LoadSettings:
@@ -576,6 +593,7 @@ def _monitoring(r: _Reader, namespace: str) -> MonitoringSettings:
         prometheus_namespace=prometheus_ns,
         dashboard=r.boolean("grafanaDashboard"),
         dashboard_namespace=dashboard_ns or namespace,
+        decision=_decision(r, "monitoringDecision", ("podMonitor", "annotations")),
     )
 
 
@@ -703,7 +721,9 @@ def load_settings(
     _reject_unknown_keys(r, present_keys, project)
     password_set = config.get_secret("imageRegistryPassword") is not None
     cluster = ClusterSettings(
-        kube_context=r.string("kubeContext").strip(), namespace=_namespace(r, stack)
+        kube_context=r.string("kubeContext").strip(),
+        namespace=_namespace(r, stack),
+        cluster_identifier=r.string("clusterIdentifier").strip() or f"{project}-{stack}",
     )
     image = _image(r, app_dir, password_set)
     app = _app(r)

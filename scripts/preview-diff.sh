@@ -143,7 +143,7 @@ fi
 note "deploying $base_label to stack $diff_stack (log: $out/base-up.log)"
 stack_ready=yes  # from here on, whatever got deployed is cleaned up
 # --refresh: a kept stack, or one whose cluster is gone, is compared with what really exists.
-PYTHON=venv/bin/python "$base_dir/scripts/stack.sh" up "$diff_stack" --refresh --skip-preview --non-interactive \
+YES=1 PYTHON=venv/bin/python "$base_dir/scripts/stack.sh" up "$diff_stack" --refresh --skip-preview --non-interactive \
   > "$out/base-up.log" 2>&1 \
   || die "deploying $base_label to stack $diff_stack failed: see $out/base-up.log ($(grep -m1 '^error: ' "$out/base-up.log" || { grep '^selfheal-lb: ' "$out/base-up.log" | grep -m1 -v '^selfheal-lb: warning'; } || tail -n1 "$out/base-up.log"))"
 

@@ -5,6 +5,7 @@ holds only the tools each case should see (stand-in pulumi/kubectl/docker record
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -37,17 +38,23 @@ def bin_dir(tmp_path: Path) -> Path:
     return bin_dir
 
 
-def run(bin_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(
+    bin_dir: Path, *args: str, yes: bool = True, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    """stack.sh with stdin not a terminal; `yes` = YES=1 (as `make up YES=1`)."""
     env = {
         "PATH": str(bin_dir),
         "HOME": str(bin_dir.parent),
         "CALLS": str(bin_dir.parent / "calls.log"),
         "PYTHON": sys.executable,
         "PULUMI_BACKEND_URL": f"file://{bin_dir.parent / 'state'}",
+        **({"YES": "1"} if yes else {}),
+        **extra_env,
     }
     return subprocess.run(
         [str(SCRIPT), *args],
         env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
@@ -128,6 +135,106 @@ def test_destroy_needs_no_docker_and_runs_pulumi_destroy(bin_dir: Path) -> None:
     log = calls(bin_dir)
     assert "pulumi stack select --create dev" in log
     assert "pulumi destroy --stack dev --yes" in log
+
+
+# --- an explicit target, and nothing changes without a yes ------------------------------------
+SERVER = "https://192.0.2.10:6443"
+# A stand-in pulumi that also records whether the provider would drop unreachable objects.
+PULUMI_SHOWING_DELETE_UNREACHABLE = (
+    'echo "  DELETE_UNREACHABLE=${PULUMI_K8S_DELETE_UNREACHABLE:-unset}" >> "$CALLS"'
+)
+
+
+def _cluster_with_server(bin_dir: Path, reachable: bool = True) -> None:
+    """kubectl that names its current context and API server; `version` answers if reachable."""
+    _tool(bin_dir, "pulumi", PULUMI_SHOWING_DELETE_UNREACHABLE)
+    body = (
+        '[ "$1 $2" = "config current-context" ] && echo prod-cluster && exit 0\n'
+        f'[ "$1 $2" = "config view" ] && printf %s {SERVER} && exit 0\n'
+        f'[ "$1" = version ] && exit {0 if reachable else 1}\n'
+        "exit 0"
+    )
+    _tool(bin_dir, "kubectl", body)
+    _tool(bin_dir, "docker", "exit 0")
+
+
+def test_the_target_context_and_api_server_are_shown_first(bin_dir: Path) -> None:
+    _cluster_with_server(bin_dir)
+    proc = run(bin_dir, "up", "dev")
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "selfheal-lb: target: stack 'dev' -> context 'prod-cluster' (the current context: "
+        f"kubeContext is not set), API server {SERVER}"
+    ) in proc.stdout
+
+
+def test_without_a_terminal_or_yes_nothing_is_changed(bin_dir: Path) -> None:
+    _cluster_with_server(bin_dir)
+    for action in ("up", "destroy", "reverify"):
+        proc = run(bin_dir, action, "dev", yes=False)
+        one_line_error(proc, "nobody to ask (not a terminal) before changing context 'prod-")
+        assert f"make {action} YES=1" in proc.stderr
+    assert "pulumi up" not in calls(bin_dir) and "pulumi destroy" not in calls(bin_dir)
+
+
+def test_ci_true_answers_yes(bin_dir: Path) -> None:
+    _cluster_with_server(bin_dir)
+    proc = run(bin_dir, "up", "dev", yes=False, CI="true")
+    assert proc.returncode == 0, proc.stderr
+    assert "pulumi up --stack dev --yes" in calls(bin_dir)
+
+
+def test_on_a_terminal_pulumi_shows_its_preview_and_asks(bin_dir: Path) -> None:
+    """No --yes: pulumi previews and asks "Do you want to perform this update?" itself."""
+    import pty
+
+    _cluster_with_server(bin_dir)
+    controller, terminal = pty.openpty()
+    try:
+        env = {
+            "PATH": str(bin_dir),
+            "HOME": str(bin_dir.parent),
+            "CALLS": str(bin_dir.parent / "calls.log"),
+            "PYTHON": sys.executable,
+            "PULUMI_BACKEND_URL": f"file://{bin_dir.parent / 'state'}",
+        }
+        proc = subprocess.run(
+            [str(SCRIPT), "up", "dev"], env=env, stdin=terminal, capture_output=True,
+            text=True, timeout=60, cwd=ROOT,
+        )  # fmt: skip
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert proc.returncode == 0, proc.stderr
+    assert "pulumi up --stack dev\n" in calls(bin_dir)
+    assert "--yes" not in calls(bin_dir)
+
+
+def test_destroy_of_a_stack_whose_cluster_is_gone(bin_dir: Path) -> None:
+    """make destroy needs no reachable cluster: the provider is told to drop the objects of an
+    unreachable cluster from the state (deleteUnreachable), and the user is told so."""
+    _cluster_with_server(bin_dir, reachable=False)
+    proc = run(bin_dir, "destroy", "dev")
+    assert proc.returncode == 0, proc.stderr
+    log = calls(bin_dir)
+    assert "pulumi destroy --stack dev --yes\n  DELETE_UNREACHABLE=true" in log
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is unreachable: destroy removes the stack's objects from its" \
+        " state only" in lines[0], proc.stderr
+
+
+def test_destroy_of_a_reachable_cluster_deletes_for_real(bin_dir: Path) -> None:
+    _cluster_with_server(bin_dir)
+    proc = run(bin_dir, "destroy", "dev")
+    assert proc.returncode == 0, proc.stderr
+    assert "pulumi destroy --stack dev --yes\n  DELETE_UNREACHABLE=unset" in calls(bin_dir)
+
+
+def test_destroy_without_kubectl_or_any_context_still_runs(bin_dir: Path) -> None:
+    _tool(bin_dir, "pulumi", PULUMI_SHOWING_DELETE_UNREACHABLE)
+    proc = run(bin_dir, "destroy", "dev")
+    assert proc.returncode == 0, proc.stderr
+    assert "pulumi destroy --stack dev --yes\n  DELETE_UNREACHABLE=true" in calls(bin_dir)
 
 
 def test_all_present_runs_pulumi_up(bin_dir: Path) -> None:
@@ -224,6 +331,7 @@ def _run_metrics_case(
         "PYTHON": sys.executable,
         "PULUMI_BACKEND_URL": f"file://{bin_dir.parent / 'state'}",
         "KUBECONFIG": str(kubeconfig),
+        "YES": "1",
     }
     return subprocess.run(
         [str(project / "scripts" / "stack.sh"), "up", "ms"],

@@ -28,6 +28,7 @@ from stack_fixtures import dev_config
 
 from components import offline
 from components.loadgen import RUN_ANNOTATION
+from components.rerun import KEEPS_THE_REPORT, RERUNS_LOAD
 from components.settings import CONFIG_SPEC
 from components.verification import snapshot_urn
 
@@ -41,6 +42,7 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 # get default+1 / the opposite value.
 ALTERNATIVES: dict[str, dict[str, Any]] = {
     "kubeContext": {"kubeContext": "kind-other"},
+    "clusterIdentifier": {"clusterIdentifier": "other-cluster"},
     "namespace": {"namespace": "other-ns"},
     "imageRef": {"imageRef": "ghcr.io/me/articles:v2"},
     "imageRepository": {"imageRepository": "ghcr.io/me/articles"},
@@ -61,6 +63,10 @@ ALTERNATIVES: dict[str, dict[str, Any]] = {
     "imageLoadCommand": {"imageLoadCommand": "kind load docker-image --name x"},
     "loadgenImage": {"loadgenImage": "mirror.example/fortio/fortio:1.68.2"},
     "monitoring": {"monitoring": "podMonitor"},
+    "monitoringDecision": {"monitoringDecision": "podMonitor"},
+    # "cluster" is what auto decides against the offline default (a cluster addon serves the
+    # metrics); "install" needs the chart archive, which these runs do not have.
+    "metricsServerDecision": {"metricsServerDecision": "cluster"},
     "monitoringLabels": {"monitoringLabels": ["release=kube-prometheus-stack"]},
     "prometheusNamespace": {"prometheusNamespace": "monitoring"},
     "grafanaDashboardNamespace": {"grafanaDashboardNamespace": "monitoring"},
@@ -149,6 +155,55 @@ def test_every_key_that_reruns_the_baseline_reruns_the_load_and_the_check(key, b
         assert snapshot_reruns, f"{key}: the check or the load changes but not the baseline"
 
 
+def test_every_config_key_is_classified_once():
+    """A new key must say whether it re-runs the load (components/rerun.py)."""
+    both = set(RERUNS_LOAD) & set(KEEPS_THE_REPORT)
+    assert not both, f"classified twice: {sorted(both)}"
+    unclassified = set(CONFIG_SPEC) - set(RERUNS_LOAD) - set(KEEPS_THE_REPORT)
+    assert not unclassified, (
+        f"classify {sorted(unclassified)} in components/rerun.py: RERUNS_LOAD or KEEPS_THE_REPORT"
+    )
+    stale = (set(RERUNS_LOAD) | set(KEEPS_THE_REPORT)) - set(CONFIG_SPEC)
+    assert not stale, f"no such config keys: {sorted(stale)}"
+
+
+@pytest.mark.parametrize("key", sorted(CONFIG_SPEC))
+def test_a_key_reruns_the_load_exactly_when_it_is_classified_so(key, base):
+    """The classification is what the program does: a RERUNS_LOAD key changes the baseline's
+    inputs (so the engine re-runs it, and with it the Job and the check); a KEEPS_THE_REPORT key
+    leaves the snapshot, the Job and the check as they are (no load at a live Service)."""
+    changes = alternative(key)
+    if not changes:
+        pytest.skip(f"{key} cannot change alone (see ALTERNATIVES)")
+    run = evaluate(dev_config(**changes))
+    snap_after = _inputs(run, "verification-snapshot")
+    if snap_after is None:  # the verification is turned off: nothing runs, nothing is stale
+        assert key in RERUNS_LOAD, key
+        return
+    reruns = _inputs(base, "verification-snapshot") != snap_after
+    if key in KEEPS_THE_REPORT:
+        assert not reruns, f"{key} re-runs the load: {KEEPS_THE_REPORT[key]}?"
+        assert _one(base, JOB) == _one(run, JOB), key
+        assert _inputs(base, "verification-verify") == _inputs(run, "verification-verify"), key
+    else:
+        assert reruns, f"{key} is classified as re-running the load but does not"
+
+
+def test_a_dashboard_quota_and_label_change_together_rerun_nothing(base):
+    run = evaluate(
+        dev_config(
+            grafanaDashboard=False,
+            monitoringLabels=["release=kube-prometheus-stack"],
+            quotaMaxCpu="64",
+            quotaDrillPods=2,
+            pdbMaxUnavailable=2,
+        )
+    )
+    for name in ("verification-snapshot", "verification-verify"):
+        assert _inputs(run, name) == _inputs(base, name), name
+    assert _one(run, JOB) == _one(base, JOB)
+
+
 @pytest.mark.parametrize(
     "key",
     ["appReplicas", "imageRef", "loadgenConnections", "verifyTimeoutSeconds",
@@ -208,10 +263,12 @@ def test_the_reverify_recipe_replaces_the_snapshot_the_program_registers(base, t
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "PYTHON": sys.executable,
         "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}",
+        "YES": "1",  # make reverify YES=1: no question
     }
     proc = subprocess.run(
         [str(ROOT / "scripts" / "stack.sh"), "reverify", "dev"],
         env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=120,

@@ -211,6 +211,27 @@ def test_kube_context_reaches_the_provider_and_the_commands():
         assert "--context kind-selfheal" in command.inputs["create"]
 
 
+def test_the_provider_carries_a_cluster_identifier_a_context_change_keeps(dev_run):
+    """pulumi-kubernetes replaces its provider (and every object under it) on a context change
+    unless clusterIdentifier is set and unchanged: setting or renaming kubeContext must keep it.
+    (The engine's diff itself is not run here: see the README, "What is and is not verified".)"""
+    provider = dev_run.one("pulumi:providers:kubernetes")
+    assert provider.inputs["clusterIdentifier"] == "selfheal-lb-dev"
+    for context in ("minikube", "kind-selfheal"):
+        run = offline.run_program(dev_config(kubeContext=context), stack="dev")
+        moved = run.one("pulumi:providers:kubernetes")
+        assert moved.inputs["clusterIdentifier"] == "selfheal-lb-dev", context
+        assert moved.urn == provider.urn  # the same provider resource, updated in place
+    chosen = offline.run_program(dev_config(clusterIdentifier="staging-eu"), stack="dev")
+    assert chosen.one("pulumi:providers:kubernetes").inputs["clusterIdentifier"] == "staging-eu"
+
+
+def test_the_provider_never_drops_objects_of_an_unreachable_cluster_by_itself(dev_run):
+    """deleteUnreachable only for a destroy of a gone cluster (scripts/stack.sh sets it then):
+    set on the provider, a refresh during an outage would forget live objects."""
+    assert "deleteUnreachable" not in dev_run.one("pulumi:providers:kubernetes").inputs
+
+
 def test_config_mistake_stops_the_program_with_one_line_before_any_resource():
     with pytest.raises(offline.ProgramFailed) as failed:
         offline.run_program(dev_config(appReplicas=0), stack="dev")
@@ -249,3 +270,15 @@ def test_whole_stack_evaluates_in_under_two_seconds(dev_run):
             offline.run_program(dev_config(), stack="dev", preview=preview)
             times.append(time.perf_counter() - start)
         assert min(times) < 2.0, f"evaluation took {min(times):.2f} s (preview={preview})"
+
+
+def test_a_stack_that_does_not_say_awaits_the_load_balancer_address():
+    """serviceAwaitLoadBalancer defaults to true: `up` waits for the address, so externalIp and
+    url are filled in; only the minikube stack (dev) opts out, and its note says what to run."""
+    config = {k: v for k, v in dev_config().items() if not k.endswith(":serviceAwaitLoadBalancer")}
+    run = offline.run_program(config, stack="staging")
+    annotations = run.one(SERVICE).inputs["metadata"].get("annotations") or {}
+    assert "pulumi.com/skipAwait" not in annotations
+    dev = offline.run_program(dev_config(), stack="dev")
+    assert dev.one(SERVICE).inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    assert "`pulumi up --refresh`" in dev.outputs["externalIpNote"]

@@ -5,10 +5,12 @@
 Steps (one summary line each, with its time): the app's offline base image; the program
 evaluated and its resources carried out as the engine would (cluster/e2e/stack.py: concurrently
 as dependencies allow, replacements and awaits as the providers do them); the report's
-assertions; NetworkPolicy enforcement; a re-verification after a config change that touches
+assertions; an unchanged second deploy that changes nothing and a dashboard-only change that
+runs no load; NetworkPolicy enforcement; a re-verification after a config change that touches
 only the verification; a pod-kill drill through the load balancer; the shared Redis store on a
 first `up` (views counted exactly across pods under the load); sticky sessions
-(sessionAffinity ClientIP) verified as such (these two with the load unpaced); teardown and a
+(sessionAffinity ClientIP) verified as such (these two with the load unpaced); a destroy whose
+cluster is gone (cluster/e2e/unreachable.py); teardown and a
 check that nothing is left.
 Exit 0 when every check holds, 1 with a one-line reason otherwise. The results (report, drill,
 timings, the idle cluster's usage, the load average) are written to --out/e2e.json.
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cluster.e2e import checks
+from cluster.e2e import checks, unreachable
 from cluster.e2e.stack import (
     PROJECT_DIR,
     Deployer,
@@ -194,6 +196,41 @@ class EndToEnd:
         self.results["sticky"] = {"acted": acted, "report": report}
         return checks.report_is_sticky(report)
 
+    # --- issue 19: a stable stack, and a destroy that always works ---------------------------
+    def unchanged_redeploy(self) -> str:
+        """A second deploy with nothing changed changes nothing: no object, no load."""
+        _, acted = self.deploy()
+        checks.require(not acted, f"an unchanged deploy acted on: {', '.join(acted)}")
+        return "nothing applied, no load run"
+
+    def dashboard_only_change(self) -> str:
+        """Turning the dashboard off re-runs no load and rolls no pod (components/rerun.py)."""
+        dashboards = [u for u in self.d.applied if u.endswith("::monitoring-dashboard")]
+        _, acted = self.deploy(grafanaDashboard=False)
+        for name in ("verification-snapshot", "loadgen-job", "verification-verify"):
+            checks.require(name not in acted, f"a dashboard-only change re-ran {name}")
+        checks.require("app-deployment" not in acted, "a dashboard-only change rolled the app")
+        gone = [u for u in dashboards if u not in self.d.applied]
+        checks.require(gone, "the dashboard ConfigMap was not removed")
+        return f"dashboard removed; acted on {', '.join(acted) or 'nothing else'}; no load"
+
+    def destroy_with_the_cluster_gone(self) -> str:
+        """`make destroy` of a stack whose cluster is gone: its state is emptied, without a call
+        to the cluster (a copy of the state, against an API server that no longer answers; the
+        real objects are left to the teardown)."""
+        gone_config = unreachable.gone_kubeconfig(KUBECONFIG, self.out / "gone-kubeconfig")
+        gone = Deployer(kubectl=self.d.kubectl, kubeconfig=str(gone_config),
+                        context=self.d.context, timeout=30, log=say)  # fmt: skip
+        gone.applied = dict(self.d.applied)
+        try:
+            unreachable.destroy(gone, delete_unreachable=False)
+            raise checks.CheckFailed("a destroy without deleteUnreachable reached a gone cluster")
+        except DeployError:
+            pass
+        dropped = unreachable.destroy(gone, delete_unreachable=True)
+        checks.require(not gone.applied, "the stack's state is not empty after destroy")
+        return f"{len(dropped)} objects dropped from the state; the stack is empty"
+
     def teardown(self) -> str:
         t0 = time.monotonic()
         self.d.destroy()
@@ -260,11 +297,14 @@ def main(argv: list[str] | None = None) -> int:
         e2e.timed("idle cluster", e2e.idle_usage)
         e2e.timed("base image", e2e.base_image)
         e2e.first_deploy()
+        e2e.timed("unchanged redeploy", e2e.unchanged_redeploy)
+        e2e.timed("dashboard-only change", e2e.dashboard_only_change)
         e2e.timed("network policies", e2e.network_policies)
         e2e.timed("re-verification", e2e.reverification)
         e2e.timed("drill", e2e.drill)
         e2e.timed("shared state (Redis)", e2e.shared_state)
         e2e.timed("sticky sessions", e2e.sticky_sessions)
+        e2e.timed("destroy with the cluster gone", e2e.destroy_with_the_cluster_gone)
     except FAILURES as err:
         say(f"e2e: FAILED: {err}")
         e2e.results["failure"] = str(err)

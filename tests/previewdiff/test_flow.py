@@ -245,14 +245,17 @@ def test_a_docs_only_change_shows_no_changes_and_everything_is_cleaned_up(repo, 
     flow = calls(bin_dir)
     assert [(c["cwd"] == base_dir, " ".join(c["args"])) for c in flow] == [
         (True, "stack select --create dev-diff"),
+        # scripts/stack.sh reads what auto decided from the outputs, before and after up
+        (True, "stack output --stack dev-diff --json"),
         (True, "up --stack dev-diff --yes --refresh --skip-preview --non-interactive"),
-        (False, f"preview --stack dev-diff --config-file {flow[2]['args'][4]} --json "
+        (True, "stack output --stack dev-diff --json"),
+        (False, f"preview --stack dev-diff --config-file {flow[4]['args'][4]} --json "
                 "--non-interactive"),
         (True, "stack select dev-diff --non-interactive"),  # does it exist? then clean it up
         (True, "destroy --stack dev-diff --yes --skip-preview --non-interactive"),
         (True, "stack rm dev-diff --yes --non-interactive"),
     ]
-    assert flow[2]["cwd"] == str(repo), "the head is previewed in this checkout"
+    assert flow[4]["cwd"] == str(repo), "the head is previewed in this checkout"
     state = bin_dir.parent / "fake-state" / "stacks"
     assert list(state.iterdir()) == [], "the throwaway stack is gone"
     no_leftovers(repo, bin_dir)
