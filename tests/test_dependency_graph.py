@@ -26,7 +26,9 @@ READS = {
     # verify reads the Job's pods and the baseline document.
     "verification-verify": {"resources": ("loadgen-job", "verification-snapshot")},
     # The pods need their image on the node, their Secret and their namespace's rules.
-    "app-deployment": {"resources": ("image-load", "state-store-secret", "app-default-deny")},
+    "app-deployment": {
+        "resources": ("image-load", "state-store-secret", "app-namespace", "app-default-deny")
+    },
     "image-load": {"resources": ("image",)},
 }
 

@@ -133,30 +133,6 @@ def evaluate(
     return evaluator(stack, metrics_api, **overrides)({}, {})
 
 
-def ordered(run: offline.ProgramRun) -> list[offline.RecordedResource]:
-    """Custom resources in an order that honours every recorded dependency.
-
-    Ties keep registration order. A dependency on a component stands for its children (the SDK
-    already expands those into the recorded URNs).
-    """
-    custom = _custom(run)
-    by_urn = {r.urn: r for r in custom}
-    done: set[str] = set()
-    out: list[offline.RecordedResource] = []
-    pending = list(custom)
-    while pending:
-        for rec in pending:
-            if all(d in done or d not in by_urn for d in rec.dependencies):
-                out.append(rec)
-                done.add(rec.urn)
-                pending.remove(rec)
-                break
-        else:
-            names = ", ".join(r.name for r in pending)
-            raise DeployError(f"dependency cycle among {names}")
-    return out
-
-
 @dataclass
 class StepResult:
     detail: str  # "" = nothing was done (unchanged)

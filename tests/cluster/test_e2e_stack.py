@@ -12,20 +12,6 @@ from cluster.e2e import stack
 from components import offline
 
 
-def test_local_stack_order_follows_the_programs_dependencies():
-    names = [r.name for r in stack.ordered(stack.evaluate("local"))]
-    before = [
-        ("image", "image-load"),
-        ("image-load", "app-deployment"),
-        ("app-namespace", "app-deployment"),
-        ("app-deployment", "verification-snapshot"),
-        ("verification-snapshot", "loadgen-job"),
-        ("loadgen-job", "verification-verify"),
-    ]
-    for first, then in before:
-        assert names.index(first) < names.index(then), f"{first} must come before {then}"
-
-
 def test_verify_reads_the_snapshots_real_stdout(tmp_path: Path):
     run = stack.evaluate("local")
     snapshot = run.named("verification-snapshot")
