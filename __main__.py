@@ -118,6 +118,7 @@ if plan.install:
                 owner_stack=owner,
                 owner_namespace=s.cluster.namespace,
                 kube_context=s.cluster.kube_context,
+                cluster_identifier=s.cluster.cluster_identifier,
             ),
             k8s_opts,
         )

@@ -78,6 +78,9 @@ class MetricsServerArgs:
     owner_stack: str  # "<project>/<stack>": written on the APIService
     owner_namespace: str  # that stack's app namespace
     kube_context: str = ""  # "" = the kubeconfig's current context
+    # The stack provider's clusterIdentifier: a kubeContext change is an update of this
+    # provider too, not a replacement of it and of the metrics-server under it.
+    cluster_identifier: str = ""
 
 
 def chart_values(args: MetricsServerArgs) -> dict[str, Any]:
@@ -113,6 +116,7 @@ class MetricsServer(pulumi.ComponentResource):
         provider = k8s.Provider(
             f"{name}-provider",
             context=args.kube_context or None,
+            cluster_identifier=args.cluster_identifier or None,
             enable_server_side_apply=True,
             upsert_existing_objects=True,
             opts=pulumi.ResourceOptions(parent=self),

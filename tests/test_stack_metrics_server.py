@@ -226,3 +226,12 @@ def test_the_default_offline_cluster_is_an_addon():
     run = offline.run_program(dev_config(), stack="dev")
     assert run.outputs["metricsServer"]["detected"] == CLUSTER_ADDON.status
     assert run.of_type(COMPONENT) == []
+
+
+def test_every_kubernetes_provider_keeps_the_cluster_identifier(archive):
+    """The metrics-server's own provider too: without it a kubeContext change would replace
+    that provider and the metrics-server under it."""
+    run = offline.run_program(dev_config(), stack="dev", metrics_api=ABSENT, chart=archive)
+    providers = run.of_type("pulumi:providers:kubernetes")
+    assert len(providers) == 2
+    assert {p.inputs.get("clusterIdentifier") for p in providers} == {"selfheal-lb-dev"}
