@@ -339,6 +339,25 @@ def test_e2e_order_up_verify_drill_destroy_check_with_logs_on_failure():
     assert step(doc, name_part="pulumi destroy")["if"].startswith("always()")
 
 
+def test_e2e_asks_the_real_engine_what_make_e2e_cannot():
+    """After the drill, before destroy: an unchanged preview plans nothing, a renamed context
+    replaces no Kubernetes object, a re-verification (a new fortio Job) succeeds, balanced."""
+    doc = load(E2E)
+    scripts = [s.get("run", "") for s in steps(doc)]
+
+    def at(fragment: str) -> int:
+        (i,) = [n for n, text in enumerate(scripts) if fragment in text]
+        return i
+
+    drill, destroy = at("loadgen drill"), at("pulumi destroy")
+    for fragment in ("--expect-no-changes", "rename-context", "stack.sh reverify"):
+        assert drill < at(fragment) < destroy, fragment
+    context = scripts[at("rename-context")]
+    # The context is put back before the check can fail, so destroy finds the cluster.
+    assert context.index('kubeContext "kind-$KIND_CLUSTER"') < context.index("jq -e")
+    assert "YES=1" in scripts[at("stack.sh reverify")]
+
+
 def test_the_leftover_check_is_a_bounded_loop_on_the_part_of_label_and_namespace():
     doc = load(E2E)
     check = step(doc, name_part="nothing of the stack is left")["run"]
