@@ -68,12 +68,18 @@ def start(settings: Settings, multiproc_dir: str) -> WSGIServer | None:
     # REDIS_TIMEOUT_MS); the per-pod counters are shared memory made before the fork.
     store = make_store(settings, load_articles())
     registry.register(StoreCollector(store, settings.pod_name))  # type: ignore[arg-type]
-    httpd = make_server(
-        settings.host,
-        settings.metrics_port,
-        _only_metrics_path(make_wsgi_app(registry)),
-        ThreadingWSGIServer,
-        handler_class=_SilentHandler,
-    )
+    try:
+        httpd = make_server(
+            settings.host,
+            settings.metrics_port,
+            _only_metrics_path(make_wsgi_app(registry)),
+            ThreadingWSGIServer,
+            handler_class=_SilentHandler,
+        )
+    except OSError as exc:  # one line, not a traceback: the port is taken or not allowed
+        raise SystemExit(
+            f"articles: cannot serve /metrics on {settings.host}:{settings.metrics_port}: "
+            f"{exc.strerror or exc}"
+        ) from None
     threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True).start()
     return httpd

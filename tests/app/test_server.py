@@ -257,3 +257,29 @@ def test_a_metrics_port_equal_to_the_app_port_is_refused_in_one_line() -> None:
 
     with pytest.raises(ValueError, match=r"^METRICS_PORT must differ from PORT \(8080\)$"):
         Settings.from_env({"PORT": "8080", "METRICS_PORT": "8080"})
+
+
+def test_a_taken_metrics_port_stops_the_server_with_one_line(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from serverproc import APP_DIR, free_port
+
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        env = {
+            **os.environ,
+            "HOST": HOST,
+            "PORT": str(free_port()),
+            "METRICS_PORT": str(taken.getsockname()[1]),
+            "PYTHONPATH": str(APP_DIR),
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "articles"],
+            cwd=APP_DIR, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("articles: cannot serve /metrics on "), lines
