@@ -34,17 +34,21 @@ APP_NS, OTHER_NS, PROM_NS = f"{PREFIX}-app", f"{PREFIX}-other", f"{PREFIX}-prom"
 # The local cluster's pod range and the node's bridge address in it (cluster/lib.sh).
 POD_CIDR = offline.stack_config("local")["selfheal-lb:clusterPodCidrs"][0]
 NODE_FORTIO_IMAGE = offline.stack_config("local")["selfheal-lb:loadgenImage"]
-# Tries each address:port once from inside a pod; prints {target: "open" | error}.
+# From inside a pod: each address:port, tried for up to 20 s (the policy engine adds a new pod's
+# address to its sets a moment after the pod starts); prints {target: "open" | last error}.
 PROBE = """
-import json, socket, sys
+import json, socket, sys, time
 out = {}
 for target in sys.argv[1:]:
     host, port = target.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=4).close()
-        out[target] = "open"
-    except OSError as exc:
-        out[target] = type(exc).__name__
+    for attempt in range(20):
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            out[target] = "open"
+            break
+        except OSError as exc:
+            out[target] = type(exc).__name__
+            time.sleep(1)
 print(json.dumps(out))
 """
 
@@ -125,7 +129,7 @@ def _probe_from(v1: Any, namespace: str, image: str, targets: list[str]) -> dict
     wait(
         f"probe pod in {namespace} finished",
         lambda: v1.read_namespaced_pod(name, namespace).status.phase in ("Succeeded", "Failed"),
-        seconds=120,
+        seconds=180,
         every=2,
     )
     log = v1.read_namespaced_pod_log(name, namespace)
