@@ -10,9 +10,22 @@ export YES REDECIDE
 VENV ?= venv
 PY := $(VENV)/bin/python
 # A local file backend inside the checkout: no Pulumi Cloud account needed.
-export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
-# Dev-only passphrase for the local backend's secrets; set your own for anything real.
-export PULUMI_CONFIG_PASSPHRASE ?= selfheal-lb-dev
+LOCAL_BACKEND := file://$(CURDIR)/.pulumi-state
+export PULUMI_BACKEND_URL ?= $(LOCAL_BACKEND)
+# The published dev passphrase encrypts only the dev stacks of local clusters (dev, kind, local)
+# on that local backend. Any other stack on a passphrase backend (file://, s3://, gs://, azblob://)
+# brings its own PULUMI_CONFIG_PASSPHRASE (or _FILE), or the Pulumi targets refuse in one line.
+DEV_STACKS := dev kind local
+PULUMI_GOALS := up preview preview-diff reverify destroy drill top report-html verify-url
+ifeq ($(PULUMI_CONFIG_PASSPHRASE)$(PULUMI_CONFIG_PASSPHRASE_FILE),)
+  ifeq ($(PULUMI_BACKEND_URL)$(filter $(STACK),$(DEV_STACKS)),$(LOCAL_BACKEND)$(STACK))
+    export PULUMI_CONFIG_PASSPHRASE := selfheal-lb-dev
+  else ifeq ($(filter https://%,$(PULUMI_BACKEND_URL)),)
+    ifneq ($(filter $(PULUMI_GOALS),$(MAKECMDGOALS)),)
+      $(error selfheal-lb: stack '$(STACK)' on $(PULUMI_BACKEND_URL) needs its own PULUMI_CONFIG_PASSPHRASE (the published dev one is only for the dev, kind and local stacks on the checkout's backend; a stack made with it: set PULUMI_CONFIG_PASSPHRASE=selfheal-lb-dev once and run pulumi stack change-secrets-provider passphrase))
+    endif
+  endif
+endif
 # The verification command and pulumi itself run with the project's virtualenv first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
 

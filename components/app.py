@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels
+from components import labels, network
 from components.pod_security import container_security_context, pod_security_context
 from components.settings import AppSettings, AutoscalingSettings
 from components.state_store import APP_SECRET_DIR
@@ -24,6 +24,10 @@ TYPE_TOKEN = "selfheal-lb:app:ArticleApp"
 CONTAINER_NAME = "articles"
 CONTAINER_PORT = 8080
 PORT_NAME = "http"
+# /metrics is served on this port only (app/articles/metrics_port.py), which is in no Service:
+# Prometheus and the verification's pod-proxy reads reach it by pod, nobody through the LB.
+METRICS_PORT = 9090
+METRICS_PORT_NAME = "metrics"
 # Matches the app image's non-root numeric user; > 10000 so it never maps onto a host account.
 RUN_AS_ID = 10001
 # Pod Security Standards: enforce a pinned version (a cluster upgrade cannot start rejecting the
@@ -286,13 +290,17 @@ class ArticleApp(pulumi.ComponentResource):
             "name": CONTAINER_NAME,
             "image": args.image_ref,
             "image_pull_policy": args.pull_policy,
-            "ports": [{"name": PORT_NAME, "container_port": CONTAINER_PORT, "protocol": "TCP"}],
+            "ports": [
+                {"name": PORT_NAME, "container_port": CONTAINER_PORT, "protocol": "TCP"},
+                {"name": METRICS_PORT_NAME, "container_port": METRICS_PORT, "protocol": "TCP"},
+            ],
             "env": [
                 _field_env("POD_NAME", "metadata.name"),
                 _field_env("POD_NAMESPACE", "metadata.namespace"),
                 _field_env("POD_IP", "status.podIP"),
                 _field_env("NODE_NAME", "spec.nodeName"),
                 {"name": "PORT", "value": str(CONTAINER_PORT)},
+                {"name": "METRICS_PORT", "value": str(METRICS_PORT)},
                 {"name": "WEB_CONCURRENCY", "value": str(s.workers)},
                 {"name": "DRAIN_SECONDS", "value": str(app_drain_seconds(s))},
                 {"name": "GRACEFUL_TIMEOUT", "value": str(graceful_timeout_seconds(s))},
@@ -373,6 +381,11 @@ class ArticleApp(pulumi.ComponentResource):
         the verification and kubelet probes come from node IPs). No egress: the app calls
         nothing, not even DNS. Enforced by kind's kindnet (v0.24+), Calico, Cilium; minikube's
         default bridge CNI accepts but ignores them (`minikube start --cni=calico` enforces).
+
+        The ipBlocks carve the cluster's pod ranges out (network.ip_blocks): on Calico and
+        kube-router 0.0.0.0/0 would otherwise admit every pod of every namespace. The metrics
+        port admits the same addresses (the API server's pod proxy comes from them) but not
+        fortio; Prometheus gets its own rule (components/monitoring).
         """
         s = args.settings
         if not s.network_policy:
@@ -391,7 +404,15 @@ class ArticleApp(pulumi.ComponentResource):
                 }
             }
         ]
-        sources += [{"ip_block": {"cidr": cidr}} for cidr in s.ingress_cidrs]
+        outside = network.ip_blocks(s.ingress_cidrs, s.pod_cidrs)
+        sources += outside
+        if network.admits_pods(s.ingress_cidrs, s.pod_cidrs):
+            pulumi.log.warn(
+                "ingressAllowedCidrs is wider than one address and clusterPodCidrs is unset: on "
+                "Calico and kube-router pods of other namespaces can reach the app pods directly; "
+                "set clusterPodCidrs to the cluster's pod range (README, Security)",
+                resource=self,
+            )
         allow_http = k8s.networking.v1.NetworkPolicy(
             f"{name}-allow-http",
             metadata={
@@ -403,7 +424,12 @@ class ArticleApp(pulumi.ComponentResource):
                 "pod_selector": {"match_labels": self.selector_labels},
                 "policy_types": ["Ingress", "Egress"],
                 "ingress": [
-                    {"from": sources, "ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}
+                    {"from": sources, "ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]},
+                    *(
+                        [{"from": outside, "ports": [{"protocol": "TCP", "port": METRICS_PORT}]}]
+                        if outside
+                        else []
+                    ),
                 ],
                 "egress": [],
             },

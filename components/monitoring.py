@@ -1,7 +1,8 @@
 """Monitoring: how a cluster's Prometheus finds the app pods, and the Grafana dashboard.
 
 The walkthrough's closing note: watch usage with Prometheus and Grafana to tune scaling. The
-app already serves /metrics; this component makes it scraped the way the cluster is monitored:
+app serves /metrics on its metrics port (9090, in no Service, never the LoadBalancer's); this
+component makes it scraped the way the cluster is monitored:
 
 - podMonitor / serviceMonitor: the Prometheus Operator's CRDs (kube-prometheus-stack). A
   PodMonitor is the default: it scrapes every running pod, a draining one included, whereas a
@@ -10,7 +11,7 @@ app already serves /metrics; this component makes it scraped the way the cluster
 - annotations: `prometheus.io/scrape|port|path` on the pod template, the convention of the
   Prometheus community chart's `kubernetes-pods` job (set on the app by __main__).
 
-Plus a NetworkPolicy rule that lets Prometheus' namespace reach the app port (the app's own
+Plus a NetworkPolicy rule that lets Prometheus' namespace reach the metrics port (the app's own
 policy admits only fortio and `ingressAllowedCidrs`), and the dashboard as a ConfigMap with the
 Grafana sidecar's label. The verification never reads Prometheus: it counts on its own.
 """
@@ -24,7 +25,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import dashboard, labels
-from components.app import CONTAINER_PORT, PORT_NAME
+from components.app import METRICS_PORT, METRICS_PORT_NAME
 from components.settings import MonitoringSettings
 
 TYPE_TOKEN = "selfheal-lb:monitoring:Monitoring"
@@ -36,6 +37,10 @@ OPERATOR_API = "monitoring.coreos.com/v1"
 DASHBOARD_LABEL = ("grafana_dashboard", "1")
 FOLDER_ANNOTATION = ("grafana_folder", "selfheal-lb")
 DASHBOARD_CONFIGMAP = "selfheal-lb-dashboard"
+# serviceMonitor mode: a headless Service of the metrics port alone (the LoadBalancer Service
+# never carries it), told apart from the app's Service by this label.
+METRICS_SERVICE = "articles-metrics"
+METRICS_SERVICE_LABEL = ("selfheal-lb/metrics", "true")
 
 
 def scrape_annotations(mode: str) -> dict[str, str]:
@@ -44,7 +49,7 @@ def scrape_annotations(mode: str) -> dict[str, str]:
         return {}
     return {
         "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(CONTAINER_PORT),
+        "prometheus.io/port": str(METRICS_PORT),
         "prometheus.io/path": METRICS_PATH,
     }
 
@@ -77,6 +82,7 @@ class Monitoring(pulumi.ComponentResource):
         self.monitor = None
         self.network_policy = None
         self.dashboard = None
+        self.metrics_service: k8s.core.v1.Service | None = None
 
         if args.mode in ("podMonitor", "serviceMonitor"):
             self.monitor = self._monitor(name, args, {**object_labels, **dict(s.monitor_labels)})
@@ -103,7 +109,7 @@ class Monitoring(pulumi.ComponentResource):
                                     }
                                 }
                             ],
-                            "ports": [{"protocol": "TCP", "port": CONTAINER_PORT}],
+                            "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
                         }
                     ],
                 },
@@ -131,14 +137,45 @@ class Monitoring(pulumi.ComponentResource):
             }
         )
 
+    def _metrics_service(self, name: str, args: MonitoringArgs) -> k8s.core.v1.Service:
+        return k8s.core.v1.Service(
+            f"{name}-metrics-service",
+            metadata={
+                "name": METRICS_SERVICE,
+                "namespace": args.namespace,
+                "labels": {
+                    **labels.object_labels(labels.APP_NAME, args.instance, "monitoring"),
+                    METRICS_SERVICE_LABEL[0]: METRICS_SERVICE_LABEL[1],
+                },
+            },
+            spec={
+                "type": "ClusterIP",
+                "cluster_ip": "None",  # headless: endpoints only, no virtual IP to reach
+                "selector": dict(args.app_selector),
+                # A ServiceMonitor lists every pod, not only ready ones (as a PodMonitor would).
+                "publish_not_ready_addresses": True,
+                "ports": [
+                    {
+                        "name": METRICS_PORT_NAME,
+                        "protocol": "TCP",
+                        "port": METRICS_PORT,
+                        "target_port": METRICS_PORT_NAME,
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+
     def _monitor(
         self, name: str, args: MonitoringArgs, monitor_labels: dict[str, str]
     ) -> k8s.apiextensions.CustomResource:
-        endpoint = {"port": PORT_NAME, "path": METRICS_PATH, "interval": SCRAPE_INTERVAL}
+        endpoint = {"port": METRICS_PORT_NAME, "path": METRICS_PATH, "interval": SCRAPE_INTERVAL}
         selector = {"matchLabels": dict(args.app_selector)}
         if args.mode == "podMonitor":
             kind, spec = "PodMonitor", {"selector": selector, "podMetricsEndpoints": [endpoint]}
         else:
+            self.metrics_service = self._metrics_service(name, args)
+            selector = {"matchLabels": {**args.app_selector, METRICS_SERVICE_LABEL[0]: "true"}}
             kind, spec = "ServiceMonitor", {"selector": selector, "endpoints": [endpoint]}
         return k8s.apiextensions.CustomResource(
             f"{name}-{kind.lower()}",

@@ -8,6 +8,7 @@ Every resource it registers is recorded with its type, name, inputs and parent.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -208,6 +209,12 @@ def realistic_outputs(rec: RecordedResource, *, preview: bool) -> dict[str, Any]
         # A stand-in of the requested length (the real one is random, and secret).
         length = int(rec.inputs.get("length") or 16)
         return {"result": hashlib.sha256(rec.urn.encode()).hexdigest()[:length]}
+    if rec.type == "random:index/randomBytes:RandomBytes":
+        # A stand-in salt of the requested length (hex), deterministic per resource.
+        length = int(rec.inputs.get("length") or 32)
+        stand_in = hashlib.sha256(b"bytes:" + rec.urn.encode()).digest() * (length // 32 + 1)
+        raw = stand_in[:length]
+        return {"hex": raw.hex(), "base64": base64.b64encode(raw).decode()}
     if rec.type == "docker:index/image:Image":
         digest = hashlib.sha256(rec.urn.encode()).hexdigest()
         return {"repoDigest": f"{rec.inputs.get('imageName', '').split(':')[0]}@sha256:{digest}"}

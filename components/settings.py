@@ -86,6 +86,8 @@ class AppSettings:
     pdb_max_unavailable: int
     network_policy: bool
     ingress_cidrs: tuple[str, ...]
+    # The cluster's pod ranges, carved out of ingress_cidrs (components/network.ip_blocks).
+    pod_cidrs: tuple[str, ...] = ()
     # serviceAwaitLoadBalancer: False = Service annotated pulumi.com/skipAwait so `up` does not
     # block until a LoadBalancer IP exists (minikube without `minikube tunnel`).
     await_load_balancer: bool = False
@@ -438,6 +440,16 @@ def _resources(r: _Reader) -> Resources:
     )
 
 
+def _cidrs(r: _Reader, name: str) -> tuple[str, ...]:
+    cidrs = r.strings(name)
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            r.fail(name, list(cidrs), f"'{cidr}' is not a CIDR such as 10.0.0.0/8")
+    return cidrs
+
+
 def _app(r: _Reader) -> AppSettings:
     replicas = r.integer("appReplicas", 1, 50)
     workers = r.integer("appWorkers", 1, 16)
@@ -456,12 +468,8 @@ def _app(r: _Reader) -> AppSettings:
     affinity = r.string("sessionAffinity", choices=("None", "ClientIP"))
     pdb_high = max(1, replicas - 1)
     pdb = r.integer("pdbMaxUnavailable", 1, pdb_high, f" (below appReplicas={replicas})")
-    cidrs = r.strings("ingressAllowedCidrs")
-    for cidr in cidrs:
-        try:
-            ipaddress.ip_network(cidr, strict=True)
-        except ValueError:
-            r.fail("ingressAllowedCidrs", list(cidrs), f"'{cidr}' is not a CIDR such as 10.0.0.0/8")
+    cidrs = _cidrs(r, "ingressAllowedCidrs")
+    pod_cidrs = _cidrs(r, "clusterPodCidrs")
     return AppSettings(
         replicas=replicas,
         workers=workers,
@@ -474,6 +482,7 @@ def _app(r: _Reader) -> AppSettings:
         pdb_max_unavailable=pdb,
         network_policy=r.boolean("networkPolicy"),
         ingress_cidrs=cidrs,
+        pod_cidrs=pod_cidrs,
         await_load_balancer=await_lb,
     )
 

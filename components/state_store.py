@@ -11,7 +11,8 @@ read". What it creates, all in the app's namespace:
 - a ConfigMap with redis.conf: append-only file fsynced every second (an acknowledged INCR
   survives a crash of the process), maxmemory 3/4 of the memory limit, sessions evicted first;
 - a Deployment of one Redis pod (Recreate: never two with separate data), non-root, read-only
-  root filesystem, probes, requests = limits;
+  root filesystem, probes, requests = limits; its template carries a restart trigger keyed by a
+  pulumi-random salt kept in the state (restart_trigger), never a plain hash of the password;
 - a ClusterIP Service `redis`, and NetworkPolicies: Redis admits only the app pods on 6379 and
   may open no connection; the app pods may reach Redis and DNS (their own policy allows no
   egress at all, policies add up).
@@ -27,6 +28,7 @@ not. For durable or highly available state use a PersistentVolumeClaim or a mana
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +56,15 @@ PASSWORD_LENGTH = 32
 # Where the app reads the Secret's keys (app/articles/config.py: REDIS_URL_FILE, …).
 APP_SECRET_DIR = "/etc/articles/state-store"
 CONFIG_HASH = "selfheal-lb/config-hash"
+SALT_BYTES = 32
+
+
+def restart_trigger(salt_hex: str, conf: str, password: str) -> str:
+    """The pod template's restart trigger: changes with the config or the password, yet is an
+    HMAC keyed by a random salt kept (secret) in the stack's state, so whoever can read the
+    Deployment (or its old ReplicaSets) cannot test password guesses against it offline."""
+    message = f"{conf}\0{password}".encode()
+    return hmac.new(bytes.fromhex(salt_hex), message, hashlib.sha256).hexdigest()[:16]
 
 
 def redis_conf(memory_limit: str) -> str:
@@ -163,8 +174,13 @@ class StateStore(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
 
-        # A new config or password restarts Redis (the pod reads both only at start).
-        config_hash = password.apply(lambda p: hashlib.sha256((conf + p).encode()).hexdigest()[:16])
+        # A new config or password restarts Redis (the pod reads both only at start). Keyed by a
+        # salt that never leaves the state: an unsalted hash of a user-chosen password in the
+        # pod template could be brute-forced by anyone allowed to `get deployments`.
+        self.salt = random.RandomBytes(f"{name}-restart-salt", length=SALT_BYTES, opts=child)
+        config_hash = pulumi.Output.all(self.salt.hex, password).apply(
+            lambda v: restart_trigger(v[0], conf, v[1])
+        )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={"name": NAME, "namespace": ns, "labels": object_labels},

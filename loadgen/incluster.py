@@ -22,7 +22,8 @@ from loadgen.kube import KubeClient, KubeError
 from loadgen.resources import PodUsage, Sampler
 from loadgen.verdict import Verdict, decide
 
-APP_PORT = "8080"
+# The app pods' metrics port (components/app.py METRICS_PORT): /metrics is not on the app port.
+METRICS_PORT = "9090"
 LOADGEN_APPEAR_SECONDS = 60.0  # how long a just-created Job may take to show its pods
 IDLE_POLL_SECONDS = 3.0
 # How long the baseline waits for every app pod to reach the shared store (pods that started
@@ -32,7 +33,7 @@ STORE_POLL_SECONDS = 1.0
 
 
 def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters:
-    """Served requests of every running app pod, from its /metrics via the pod proxy."""
+    """Served requests of every running app pod, from /metrics on its metrics port (pod proxy)."""
     out = Counters()
     for pod in client.list_pods(namespace, selector):
         name = kube.pod_name(pod)
@@ -47,7 +48,7 @@ def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters
             if cond.get("type") == "Ready" and cond.get("lastTransitionTime"):
                 out.ready_since[name] = str(cond["lastTransitionTime"])
         try:
-            text = client.pod_proxy(namespace, name, APP_PORT, "/metrics")
+            text = client.pod_proxy(namespace, name, METRICS_PORT, "/metrics")
             out.served[name] = prom.served_total(text)
             out.texts[name] = text
         except (KubeError, prom.MetricsFormatError) as exc:

@@ -63,7 +63,10 @@ git cat-file -e "$base_sha:scripts/stack.sh" 2>/dev/null \
 # Backend: the Makefile's local file backend unless one is configured (Pulumi Cloud by token).
 if [ -z "${PULUMI_BACKEND_URL:-}" ] && [ -z "${PULUMI_ACCESS_TOKEN:-}" ]; then
   export PULUMI_BACKEND_URL="file://$root/.pulumi-state"
-  export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-selfheal-lb-dev}"
+  # The published dev passphrase only for the local clusters' dev stacks (as the Makefile).
+  case "$stack" in
+    dev|kind|local) export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-selfheal-lb-dev}" ;;
+  esac
 fi
 if [ -n "${PULUMI_BACKEND_URL:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE+set}${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
   die "PULUMI_CONFIG_PASSPHRASE is not set: the stack's secrets on $PULUMI_BACKEND_URL need it (make sets a dev one for the local backend)"

@@ -57,6 +57,7 @@ ALTERNATIVES: dict[str, dict[str, Any]] = {
     "serviceType": {"serviceType": "ClusterIP"},
     "sessionAffinity": {"sessionAffinity": "ClientIP"},
     "ingressAllowedCidrs": {"ingressAllowedCidrs": ["10.0.0.0/8"]},
+    "clusterPodCidrs": {"clusterPodCidrs": ["10.42.0.0/16"]},
     "hpaMinReplicas": {"hpaMinReplicas": 4},
     "metricsServerEnabled": {"metricsServerEnabled": "false"},
     "imageBase": {"imageBase": "mirror.example/python:3.11.14-slim-bookworm"},

@@ -149,6 +149,8 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"pdbMaxUnavailable": 3}, "below appReplicas=3"),
     ({"ingressAllowedCidrs": ["10.0.0.0/33"]}, "is not a CIDR"),
     ({"ingressAllowedCidrs": "0.0.0.0/0"}, "a list of strings"),
+    ({"clusterPodCidrs": ["10.244.0.0/33"]}, "is not a CIDR"),
+    ({"clusterPodCidrs": ["10.244.0.1/16"]}, "is not a CIDR"),
     ({"hpaMaxReplicas": 2}, "at least hpaMinReplicas=3"),
     ({"hpaMaxReplicas": 51}, "from 3 to 50"),
     ({"hpaCpuUtilization": 0}, "an integer from 1 to 100"),
@@ -214,3 +216,21 @@ def test_the_retired_metrics_server_present_key_says_what_replaced_it():
 
 def test_config_error_is_a_run_error_so_the_language_host_prints_no_traceback():
     assert issubclass(ConfigError, pulumi.RunError)
+
+
+def test_kubelet_tls_is_checked_unless_a_local_clusters_stack_says_otherwise():
+    """metricsServerInsecureTls defaults to false (a managed cluster's kubelets have signed
+    certificates); only the local clusters' stacks, whose kubelets' are self-signed, set it."""
+    assert CONFIG_SPEC["metricsServerInsecureTls"] == ("boolean", False)
+    assert settings_from(offline.stack_config("dev", ROOT)).metrics_server.kubelet_insecure_tls
+    for stack in ("dev", "kind", "local"):
+        declared = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        assert declared[f"{PROJECT}:metricsServerInsecureTls"] is True, stack
+    bare = {k: v for k, v in dev_config().items() if not k.endswith(":metricsServerInsecureTls")}
+    assert settings_from(bare).metrics_server.kubelet_insecure_tls is False
+
+
+def test_cluster_pod_cidrs_are_read_for_the_policies():
+    s = dev(clusterPodCidrs=["10.244.0.0/16", "fd00:10:244::/56"])
+    assert s.app.pod_cidrs == ("10.244.0.0/16", "fd00:10:244::/56")
+    assert settings_from(offline.stack_config("local", ROOT)).app.pod_cidrs == ("10.244.0.0/24",)

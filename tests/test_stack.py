@@ -100,9 +100,20 @@ def test_network_policy_admits_fortio_and_the_verification(dev_run):
     ]
     fortio = fortio_pod_labels(dev_run)
     assert any(selects(p.get("podSelector", {}).get("matchLabels", {}), fortio) for p in admitted)
-    # The verification reads each pod's /metrics through the API server's pod proxy, which
-    # connects from the node/API-server address: the configured CIDRs must admit it.
-    assert {"ipBlock": {"cidr": "0.0.0.0/0"}} in admitted
+    # Clients through the load balancer arrive from node addresses: admitted; the stack's pod
+    # range is carved out, so other namespaces' pods are not (on Calico and kube-router).
+    outside = {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.244.0.0/16"]}}
+    assert outside in admitted
+    # The verification reads each pod's /metrics on the metrics port through the API server's
+    # pod proxy, which connects from the node/API-server address: admitted there, fortio not.
+    metrics = [
+        peer
+        for rule in rules
+        if any(int(p["port"]) == 9090 for p in rule.get("ports", []))
+        for peer in rule.get("from", [])
+    ]
+    assert outside in metrics
+    assert not any("podSelector" in p for p in metrics)
     # fortio itself may send to the app pods (its egress policy).
     egress = [
         peer

@@ -86,6 +86,16 @@ def test_on_a_cluster_without_metrics_the_stack_installs_the_chart_it_owns(archi
     assert out["inUse"].startswith("installed by this stack: metrics-server chart 3.13.0")
 
 
+def test_a_stack_that_does_not_say_otherwise_checks_the_kubelets_certificates(archive):
+    """metricsServerInsecureTls defaults to false: on a managed cluster the installed
+    metrics-server verifies the kubelets (only the local clusters' stacks set it)."""
+    config = {k: v for k, v in dev_config().items() if not k.endswith(":metricsServerInsecureTls")}
+    run = offline.run_program(config, stack="dev", metrics_api=ABSENT, chart=archive)
+    deployment = next(r for r in _metrics_objects(run) if r.inputs["kind"] == "Deployment")
+    container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert "--kubelet-insecure-tls" not in container["args"]
+
+
 def test_the_unpacked_verified_chart_is_what_the_program_renders(tmp_path):
     """The real path: archive in the cache, digest checked, unpacked, handed to helm.v3.Chart."""
     require_helm()

@@ -281,15 +281,67 @@ def test_without_backend_secrets_the_preview_is_skipped_with_a_notice(tmp_path):
     assert stdout.startswith("::notice title=pulumi preview skipped::")
 
 
+def run_pulumi_step(tmp_path: Path, **secrets: str) -> dict[str, str]:
+    """The step that runs pulumi, with stand-ins for pulumi, git and preview-diff.sh: the
+    environment preview-diff.sh gets."""
+    deploy = step(load(PREVIEW), name_part="Deploy the base branch")
+    bin_dir, scripts = tmp_path / "bin", tmp_path / "scripts"
+    bin_dir.mkdir()
+    scripts.mkdir()
+    for tool in ("pulumi", "git"):
+        (bin_dir / tool).write_text("#!/bin/sh\necho 0000000\n")
+        (bin_dir / tool).chmod(0o755)
+    dump = tmp_path / "env-of-preview-diff"
+    (scripts / "preview-diff.sh").write_text(f"#!/bin/sh\nenv > {dump}\n")
+    (scripts / "preview-diff.sh").chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "GITHUB_ENV": str(tmp_path / "github-env"),
+        "GITHUB_WORKSPACE": str(tmp_path),
+        "PR": "12",
+        "PR_HEAD_SHA": "abcdef0123",
+        "BASE_BRANCH": "main",
+    }
+    for name, value in deploy["env"].items():
+        if "secrets." in str(value):
+            key = {"PULUMI_BACKEND_URL": "url", "PULUMI_ACCESS_TOKEN": "token"}.get(
+                str(value).split("secrets.")[1].split()[0], "passphrase"
+            )
+            env[name] = secrets.get(key, "")
+    proc = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", deploy["run"]],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    seen = dict(line.split("=", 1) for line in dump.read_text().splitlines() if "=" in line)
+    return {k: v for k, v in seen.items() if k.startswith(("PULUMI_", "SECRET_"))}
+
+
 def test_a_pulumi_cloud_token_alone_enables_the_preview_without_an_empty_backend_url(tmp_path):
     output, exported, _ = run_gate(tmp_path, token="pul-123")
     assert output.strip() == "configured=true"
-    assert exported == {"PULUMI_ACCESS_TOKEN": "pul-123"}
+    assert exported == {}, "no secret in the job's environment file"
+    assert run_pulumi_step(tmp_path, token="pul-123") == {"PULUMI_ACCESS_TOKEN": "pul-123"}
 
 
-def test_a_self_managed_backend_gets_its_url_and_passphrase(tmp_path):
+def test_a_self_managed_backend_gets_its_url_and_passphrase_in_the_pulumi_step_only(tmp_path):
     _, exported, _ = run_gate(tmp_path, url="s3://state-bucket", passphrase="pw")
-    assert exported == {"PULUMI_BACKEND_URL": "s3://state-bucket", "PULUMI_CONFIG_PASSPHRASE": "pw"}
+    assert exported == {}, "no secret in the job's environment file"
+    seen = run_pulumi_step(tmp_path, url="s3://state-bucket", passphrase="pw")
+    assert seen == {"PULUMI_BACKEND_URL": "s3://state-bucket", "PULUMI_CONFIG_PASSPHRASE": "pw"}
+
+
+def test_only_the_gate_and_the_pulumi_step_see_the_backend_secrets():
+    holders = [
+        s["name"]
+        for s in steps(load(PREVIEW))
+        if any("secrets.PULUMI" in str(v) for v in (s.get("env") or {}).values())
+    ]
+    assert holders == [
+        "Is a Pulumi backend configured?",
+        "Deploy the base branch, preview the pull request against it",
+    ]
+    assert "GITHUB_ENV" not in step(load(PREVIEW), name_part="backend configured")["run"]
 
 
 # --- e2e.yml -----------------------------------------------------------------------------

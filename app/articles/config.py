@@ -48,6 +48,8 @@ class Settings:
     store_url: str = ""
     store_password: str = field(default="", repr=False)
     store_timeout_ms: int = 250  # bound on every store call (connect and each reply)
+    # /metrics is served here only, never on the app port (metrics_port.py); 0 = not served.
+    metrics_port: int = 9090
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,14 +60,18 @@ class Settings:
         store_url = _secret(env, "REDIS_URL")
         if store_url and not store_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        port = _int(env, "PORT", 8080, 1, 65535)
+        metrics_port = _int(env, "METRICS_PORT", 9090, 0, 65535)
+        if metrics_port == port:
+            raise ValueError(f"METRICS_PORT must differ from PORT ({port})")
         return cls(
             pod_name=env.get("POD_NAME", "").strip() or socket.gethostname(),
             pod_ip=env.get("POD_IP", "").strip(),
             node_name=env.get("NODE_NAME", "").strip(),
             host=env.get("HOST", "").strip() or "0.0.0.0",
-            port=_int(env, "PORT", 8080, 1, 65535),
+            port=port,
             workers=_int(env, "WEB_CONCURRENCY", 2, 1, 64),
-            # Threads per worker for the routes Flask serves (/metrics, probes, errors); the
+            # Threads per worker for the routes Flask serves (probes, errors); the
             # article pages are answered on the worker's event loop (asgi.py) and need none.
             threads=_int(env, "THREADS", 4, 1, 64),
             drain_seconds=drain,
@@ -73,4 +79,5 @@ class Settings:
             store_url=store_url,
             store_password=_secret(env, "REDIS_PASSWORD"),
             store_timeout_ms=_int(env, "REDIS_TIMEOUT_MS", 250, 10, 5000),
+            metrics_port=metrics_port,
         )

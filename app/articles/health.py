@@ -1,9 +1,8 @@
-"""Probes and metrics for the kubelet and Prometheus."""
+"""Probes for the kubelet. /metrics is not here: it has a port of its own (metrics_port.py)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
-from prometheus_client import CONTENT_TYPE_LATEST
 
 bp = Blueprint("health", __name__)
 
@@ -22,8 +21,3 @@ def readyz() -> Response:
         return Response(b"draining\n", status=503, content_type=TEXT)
     return Response(b"ready\n", content_type=TEXT)
 
-
-@bp.get("/metrics")
-def metrics() -> Response:
-    body = current_app.extensions["articles.metrics"].exposition()
-    return Response(body, content_type=CONTENT_TYPE_LATEST)

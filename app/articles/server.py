@@ -107,9 +107,15 @@ def main() -> None:
     settings = Settings.from_env()
     metrics_dir, owned = prepare_metrics_dir(os.environ)
     main_pid = os.getpid()
+    from .metrics_port import start as start_metrics  # after the dir: prometheus_client reads it
+
+    metrics = start_metrics(settings, metrics_dir)
     try:
         build_server(settings).serve()
     finally:
         # Forked workers may unwind through here too: only the main process cleans up.
-        if owned and os.getpid() == main_pid:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        if os.getpid() == main_pid:
+            if metrics is not None:
+                metrics.server_close()
+            if owned:
+                shutil.rmtree(metrics_dir, ignore_errors=True)

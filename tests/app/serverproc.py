@@ -31,15 +31,24 @@ class Server:
     port: int
     stdout: Path
     stderr: Path
+    metrics_port: int = 0
 
-    def get(self, path: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
+    def get(
+        self, path: str, timeout: float = 5.0, port: int = 0
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection(HOST, port or self.port, timeout=timeout)
         try:
             conn.request("GET", path)
             resp = conn.getresponse()
             return resp.status, dict(resp.getheaders()), resp.read()
         finally:
             conn.close()
+
+    def metrics(self, timeout: float = 5.0) -> str:
+        """The pod's /metrics from its metrics port (what Prometheus and the pod proxy read)."""
+        status, _, body = self.get("/metrics", timeout, port=self.metrics_port)
+        assert status == 200, (status, body[:200])
+        return body.decode()
 
     def logs(self) -> str:
         return self.stderr.read_text(errors="replace")[-4000:]
@@ -59,11 +68,14 @@ def _wait_healthy(server: Server, deadline_s: float) -> None:
 
 @contextlib.contextmanager
 def run_server(tmp: Path, **env: str) -> Iterator[Server]:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
+    while metrics_port == port:
+        metrics_port = free_port()
     full_env = {
         **os.environ,
         "HOST": HOST,
         "PORT": str(port),
+        "METRICS_PORT": str(metrics_port),
         "POD_NAME": "itest-pod",
         "PYTHONPATH": os.pathsep.join([str(APP_DIR), str(HERE)]),
         "PYTHONUNBUFFERED": "1",
@@ -80,7 +92,7 @@ def run_server(tmp: Path, **env: str) -> Iterator[Server]:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    server = Server(proc, port, stdout, stderr)
+    server = Server(proc, port, stdout, stderr, int(full_env["METRICS_PORT"]))
     try:
         _wait_healthy(server, 30.0)
         yield server

@@ -112,7 +112,7 @@ def test_its_pages_are_counted_and_logged_like_flasks(fixed, capfd) -> None:
         ("GET", "/article2", 200, "pod-under-test"),
         ("HEAD", "/article/3", 200, "pod-under-test"),
     ]
-    metrics = call(asgi, "GET", "/metrics").body.decode()
+    metrics = asgi.metrics.exposition().decode()
     assert (
         'articles_http_requests_total{method="GET",pod="pod-under-test",'
         'route="/article<int:article_id>",status="200"} 1.0'
@@ -148,3 +148,11 @@ def test_lifespan_opens_the_store_before_serving_and_closes_it(fixed) -> None:
         "store closed",
         "lifespan.shutdown.complete",
     ]
+
+
+def test_metrics_are_not_served_on_the_app_port(fixed) -> None:
+    _, asgi = fixed
+    call(asgi, "GET", "/article2")
+    answer = call(asgi, "GET", "/metrics")
+    assert answer.status == 404
+    assert b"articles_" not in answer.body

@@ -209,7 +209,7 @@ def test_image_with_the_redis_image_wired_as_the_pods_are(image: str, tmp_path: 
         (tmp_path / rel).write_text(text)
     for path in tmp_path.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     _docker("network", "create", network)
     try:
         _docker(
@@ -223,7 +223,8 @@ def test_image_with_the_redis_image_wired_as_the_pods_are(image: str, tmp_path: 
         _docker(
             "run", "-d", "--name", app_name, "--network", network, "--read-only",
             "--tmpfs", "/tmp", "--user", "10001:10001", "--cap-drop", "ALL",
-            "-p", f"{HOST}:{port}:8080", "-e", "POD_NAME=image-test",
+            "-p", f"{HOST}:{port}:8080", "-p", f"{HOST}:{metrics_port}:9090",
+            "-e", "POD_NAME=image-test",
             "-e", f"REDIS_URL_FILE={APP_SECRET_DIR}/url",
             "-e", f"REDIS_PASSWORD_FILE={APP_SECRET_DIR}/password",
             "-v", f"{tmp_path / 'app'}:{APP_SECRET_DIR}:ro",
@@ -250,6 +251,10 @@ def test_image_with_the_redis_image_wired_as_the_pods_are(image: str, tmp_path: 
         assert "Views: <strong>2</strong>" in pages[1][0]
         assert pages[0][1] and pages[0][1].startswith("sid=")
         conn = http.client.HTTPConnection(HOST, port, timeout=5)
+        conn.request("GET", "/metrics")
+        assert conn.getresponse().status == 404, "the app port serves no metrics"
+        conn.close()
+        conn = http.client.HTTPConnection(HOST, metrics_port, timeout=5)
         conn.request("GET", "/metrics")
         metrics = conn.getresponse().read().decode()
         conn.close()

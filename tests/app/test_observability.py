@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 
 def _samples(client, name: str) -> dict[tuple, float]:
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.application.extensions["articles.metrics"].exposition().decode()
     out: dict[tuple, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -54,8 +54,8 @@ def test_histogram_and_in_flight_gauge(client) -> None:
     client.get("/article/3")
     hist = _samples(client, "articles_http_request_duration_seconds_count")
     assert hist[_key(pod="pod-under-test", route="/article/<int:article_id>")] == 1
-    # The scrape itself is the one request in flight.
-    assert _samples(client, "articles_http_requests_in_flight") == {_key(pod="pod-under-test"): 1.0}
+    # The scrape is no app request (metrics port): nothing is in flight between requests.
+    assert _samples(client, "articles_http_requests_in_flight") == {_key(pod="pod-under-test"): 0.0}
 
 
 def test_one_json_line_per_request(client, capfd) -> None:

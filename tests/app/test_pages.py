@@ -132,3 +132,10 @@ def test_defaults() -> None:
     s = Settings.from_env({})
     assert (s.port, s.workers, s.drain_seconds) == (8080, 2, 5)
     assert s.drain_seconds + s.graceful_timeout < 30
+
+
+def test_metrics_are_not_an_app_route(client) -> None:
+    """/metrics has a port of its own (articles/metrics_port.py), never the public one."""
+    response = client.get("/metrics")
+    assert response.status_code == 404
+    assert b"articles_http_requests_total" not in response.data

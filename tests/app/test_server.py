@@ -23,10 +23,8 @@ PROBE_ROUTES = {"/healthz", "/readyz", "/metrics"}
 
 def _app_request_total(server: Server) -> float:
     """What the loadgen verifier sums: every route except the probes and /metrics."""
-    status, _, body = server.get("/metrics")
-    assert status == 200
     total = 0.0
-    for family in text_string_to_metric_families(body.decode()):
+    for family in text_string_to_metric_families(server.metrics()):
         for s in family.samples:
             if s.name == "articles_http_requests_total" and s.labels["route"] not in PROBE_ROUTES:
                 assert s.labels["pod"] == "itest-pod"
@@ -236,3 +234,52 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
     assert t_exit - t_term < 30, "must exit inside the default termination grace period"
     assert "drain over" in server.stderr.read_text()
     assert not os.path.exists(f"/proc/{server.proc.pid}")
+
+
+def test_metrics_are_served_on_their_own_port_only(tmp_path: Path) -> None:
+    """The app port is what the LoadBalancer exposes: it answers 404 for /metrics, while the
+    metrics port (in no Service) serves the pod's figures and nothing else."""
+    with run_server(tmp_path, WEB_CONCURRENCY="2", DRAIN_SECONDS="0") as server:
+        assert server.get("/article/1")[0] == 200
+        status, _, body = server.get("/metrics")
+        assert status == 404
+        assert b"articles_http_requests_total" not in body
+        text = server.metrics()
+        assert 'route="/article/<int:article_id>"' in text
+        assert 'articles_state_store_up{pod="itest-pod",store="pod"} 1.0' in text
+        assert server.get("/", port=server.metrics_port)[0] == 404
+        assert server.get("/article/1", port=server.metrics_port)[0] == 404
+
+
+
+def test_a_metrics_port_equal_to_the_app_port_is_refused_in_one_line() -> None:
+    from articles.config import Settings
+
+    with pytest.raises(ValueError, match=r"^METRICS_PORT must differ from PORT \(8080\)$"):
+        Settings.from_env({"PORT": "8080", "METRICS_PORT": "8080"})
+
+
+def test_a_taken_metrics_port_stops_the_server_with_one_line(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from serverproc import APP_DIR, free_port
+
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        env = {
+            **os.environ,
+            "HOST": HOST,
+            "PORT": str(free_port()),
+            "METRICS_PORT": str(taken.getsockname()[1]),
+            "PYTHONPATH": str(APP_DIR),
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "articles"],
+            cwd=APP_DIR, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("articles: cannot serve /metrics on "), lines

@@ -103,7 +103,20 @@ def test_deployment_replicas_rollout_image_and_labels(run_app):
     c = container(run)
     assert c["image"] == "reg/articles:abc123"
     assert c["imagePullPolicy"] == "Never"
-    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["METRICS_PORT"] == "9090"
+
+
+def test_the_service_never_carries_the_metrics_port(run_app):
+    """The LoadBalancer exposes the pages only: /metrics is on a port no Service names."""
+    for svc in run_app().kind("Service"):
+        ports = svc.inputs["spec"]["ports"]
+        assert [p["targetPort"] for p in ports] == ["http"]
+        assert all(p["port"] != 9090 for p in ports)
 
 
 def test_probes_hit_the_health_endpoints_on_the_named_port(run_app):
@@ -374,13 +387,43 @@ def test_app_admits_only_fortio_and_the_allowed_cidrs_on_8080_and_sends_nothing(
     assert selects(spec["podSelector"]["matchLabels"], pod_labels)
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert not spec.get("egress")
-    [rule] = spec["ingress"]
+    rule, metrics = spec["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
     assert rule["from"] == [
         {"podSelector": {"matchLabels": FORTIO_SELECTOR}},
         {"ipBlock": {"cidr": "10.0.0.0/8"}},
         {"ipBlock": {"cidr": "192.168.49.0/24"}},
     ]
+    # The metrics port: the same addresses (the API server's pod proxy), never fortio.
+    assert metrics["ports"] == [{"protocol": "TCP", "port": 9090}]
+    assert metrics["from"] == rule["from"][1:]
+
+
+def test_the_pod_range_is_carved_out_of_every_wider_cidr(run_app):
+    """On Calico and kube-router 0.0.0.0/0 matches pods too: the pod range is excepted, while
+    an address inside it that was listed on purpose (the node's bridge) stays admitted."""
+    run = run_app(
+        settings={
+            "ingress_cidrs": ["0.0.0.0/0", "10.244.0.1/32", "10.244.0.0/16"],
+            "pod_cidrs": ["10.244.0.0/16", "fd00:10:244::/56"],
+        }
+    )
+    [allow] = [p for p in run.kind("NetworkPolicy") if p.inputs["spec"]["podSelector"]]
+    for rule in allow.inputs["spec"]["ingress"]:
+        blocks = [peer["ipBlock"] for peer in rule["from"] if "ipBlock" in peer]
+        assert blocks == [
+            {"cidr": "0.0.0.0/0", "except": ["10.244.0.0/16"]},
+            {"cidr": "10.244.0.1/32"},
+            {"cidr": "10.244.0.0/16"},
+        ]
+
+
+def test_a_wide_cidr_without_the_pod_range_is_warned_about_in_one_line(run_app):
+    assert run_app(settings={"ingress_cidrs": ["10.199.0.1/32"]}).run.warnings == []
+    [line] = run_app(settings={"ingress_cidrs": ["0.0.0.0/0"]}).run.warnings
+    assert "clusterPodCidrs" in line and "\n" not in line
+    wide = {"ingress_cidrs": ["0.0.0.0/0"], "pod_cidrs": ["10.244.0.0/16"]}
+    assert run_app(settings=wide).run.warnings == []
 
 
 def test_pods_start_only_after_their_network_policies_exist(run_app):

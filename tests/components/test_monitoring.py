@@ -16,6 +16,7 @@ PROJECT = "selfheal-lb"
 OPERATOR = "kubernetes:monitoring.coreos.com/v1:"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+SERVICE = "kubernetes:core/v1:Service"
 SELECTOR = {"app.kubernetes.io/name": "articles", "app.kubernetes.io/instance": "dev"}
 
 
@@ -38,7 +39,7 @@ def test_offline_auto_means_annotations_and_no_cluster_is_asked(monkeypatch):
     r = run()
     assert pod_annotations(r) == {
         "prometheus.io/scrape": "true",
-        "prometheus.io/port": "8080",
+        "prometheus.io/port": "9090",
         "prometheus.io/path": "/metrics",
     }
     assert monitors(r) == []
@@ -57,24 +58,33 @@ def test_operator_present_means_a_pod_monitor_on_the_app_pods(monkeypatch):
     assert monitor.inputs["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert monitor.inputs["spec"]["selector"] == {"matchLabels": SELECTOR}
     (endpoint,) = monitor.inputs["spec"]["podMetricsEndpoints"]
-    assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
-    # The named port exists on the app container.
+    assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+    # The named port exists on the app container, and is not the one behind the Service.
     container = r.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"][
         "containers"
     ][0]
-    assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
+    service = r.one("kubernetes:core/v1:Service").inputs
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
     assert pod_annotations(r) == {}
     assert r.outputs["monitoring"] == "podMonitor"
 
 
-def test_service_monitor_selects_the_service_and_its_port():
+def test_service_monitor_selects_a_headless_metrics_service_not_the_load_balancer():
     r = run(monitoring="serviceMonitor")
     (monitor,) = monitors(r)
     assert monitor.inputs["kind"] == "ServiceMonitor"
-    service = r.one("kubernetes:core/v1:Service").inputs
-    assert SELECTOR.items() <= service["metadata"]["labels"].items()
-    assert monitor.inputs["spec"]["selector"] == {"matchLabels": SELECTOR}
-    assert monitor.inputs["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+    services = {s.inputs["metadata"]["name"]: s.inputs for s in r.of_type(SERVICE)}
+    lb, metrics = services["articles"], services["articles-metrics"]
+    selector = monitor.inputs["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= metrics["metadata"]["labels"].items()
+    assert not selector.items() <= lb["metadata"]["labels"].items()
+    assert metrics["spec"]["clusterIP"] == "None" and metrics["spec"]["type"] == "ClusterIP"
+    assert metrics["spec"]["selector"] == SELECTOR
+    (port,) = metrics["spec"]["ports"]
+    assert (port["name"], port["port"], port["targetPort"]) == ("metrics", 9090, "metrics")
+    assert monitor.inputs["spec"]["endpoints"][0]["port"] == "metrics"
+    assert [p["targetPort"] for p in lb["spec"]["ports"]] == ["http"]
 
 
 def test_off_adds_nothing():
@@ -84,7 +94,7 @@ def test_off_adds_nothing():
     assert all("prometheus" not in p.inputs["metadata"]["name"] for p in r.of_type(POLICY))
 
 
-def test_prometheus_namespace_may_reach_the_app_port_only():
+def test_prometheus_namespace_may_reach_the_metrics_port_only():
     r = run()
     (policy,) = [
         p for p in r.of_type(POLICY) if p.inputs["metadata"]["name"] == "articles-prometheus"
@@ -96,7 +106,7 @@ def test_prometheus_namespace_may_reach_the_app_port_only():
     assert rule["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
     ]
-    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 9090}]
     for overrides in ({"prometheusNamespace": ""}, {"networkPolicy": False}):
         names = [p.inputs["metadata"]["name"] for p in run(**overrides).of_type(POLICY)]
         assert "articles-prometheus" not in names

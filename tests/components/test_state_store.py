@@ -228,3 +228,78 @@ def test_checkov_finds_nothing_in_the_stack_with_redis(run, tmp_path: Path) -> N
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+# --- the restart trigger reveals nothing about the password ---------------------------------
+
+
+def _readable(run: ProgramRun) -> str:
+    """Everything in the namespace a `get` (not of Secrets) shows: every object but Secrets."""
+    return str([o for o in _revealed(run) if o["kind"] != "Secret"])
+
+
+def _revealed(run: ProgramRun) -> list[dict]:
+    """The objects as applied (secret-tainted values shown, as the cluster stores them)."""
+    return [o for r in run.resources if (o := render.k8s_object(r, reveal_secrets=True))]
+
+
+def _with_salt(salt: bytes):  # type: ignore[no-untyped-def]
+    """The program's outputs with the RandomBytes salt replaced (a different stack's state)."""
+    import base64
+
+    from components import offline
+
+    def fake(rec):  # type: ignore[no-untyped-def]
+        if rec.type == "random:index/randomBytes:RandomBytes":
+            return {"hex": salt.hex(), "base64": base64.b64encode(salt).decode()}
+        return offline.realistic_outputs(rec, preview=False)
+
+    return fake
+
+
+def _trigger(run: ProgramRun) -> str:
+    redis = objects_revealed(run)[("Deployment", "redis")]
+    return str(redis["spec"]["template"]["metadata"]["annotations"]["selfheal-lb/config-hash"])
+
+
+def objects_revealed(run: ProgramRun) -> dict[tuple[str, str], dict]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in _revealed(run)}
+
+
+def test_the_restart_trigger_is_no_function_of_the_password_alone() -> None:
+    """Same password, two stacks (two salts in state): different triggers, so a reader of the
+    Deployment cannot test guesses offline; nothing readable holds the old unsalted hash."""
+    import hashlib
+
+    from components.state_store import redis_conf
+
+    password = "summer2026"  # a guessable, user-chosen password
+    config = stack_config("dev")
+    config.update({"selfheal-lb:stateStore": "redis", "selfheal-lb:stateStorePassword": password})
+    one = run_program(config, fake_outputs=_with_salt(b"\x01" * 32))
+    two = run_program(config, fake_outputs=_with_salt(b"\x02" * 32))
+    assert _trigger(one) != _trigger(two)
+    unsalted = hashlib.sha256((redis_conf("128Mi") + password).encode()).hexdigest()
+    for run in (one, two):
+        readable = _readable(run)
+        assert password not in readable
+        assert unsalted[:8] not in readable and hashlib.sha256(password.encode()).hexdigest()[
+            :8
+        ] not in readable
+    # The salt itself is a secret output of the state, never in an object.
+    (salt,) = one.of_type("random:index/randomBytes:RandomBytes")
+    assert salt.inputs["length"] == 32
+    assert ("01" * 32) not in _readable(one)
+
+
+def test_the_restart_trigger_still_follows_the_password_and_the_config() -> None:
+    """A new password or redis.conf restarts Redis; the same ones (same salt) never do."""
+    config = stack_config("dev")
+    config.update({"selfheal-lb:stateStore": "redis", "selfheal-lb:stateStorePassword": "a" * 20})
+    salt = _with_salt(b"\x07" * 32)
+    base = _trigger(run_program(config, fake_outputs=salt))
+    assert _trigger(run_program(config, fake_outputs=salt)) == base
+    other_password = {**config, "selfheal-lb:stateStorePassword": "b" * 20}
+    assert _trigger(run_program(other_password, fake_outputs=salt)) != base
+    other_conf = {**config, "selfheal-lb:stateStoreMemory": "256Mi"}
+    assert _trigger(run_program(other_conf, fake_outputs=salt)) != base

@@ -35,7 +35,8 @@ def _now_iso() -> str:
 class Pod:
     name: str
     labels: dict[str, str]
-    backend: str | None = None  # base URL of a real app for the pod proxy
+    # A real app for the pod proxy: container port -> base URL (one URL = every port).
+    backend: str | dict[str, str] | None = None
     metrics_text: str | None = None  # canned /metrics when there is no backend
     log: str = ""
     owner_kind: str | None = None
@@ -99,7 +100,7 @@ class Deployment:
     name: str
     replicas: int
     labels: dict[str, str]
-    backends: list[str | None]
+    backends: list[str | dict[str, str] | None]
     metrics_texts: list[str | None]
     rs: str = ""
     ready_after: float = 0.5  # replacement pods become ready this long after creation
@@ -126,7 +127,7 @@ class FakeKube:
         name: str,
         labels: dict[str, str],
         *,
-        backends: list[str] | None = None,
+        backends: list[str] | list[dict[str, str]] | None = None,
         metrics_texts: list[str] | None = None,
         **timing: float,
     ) -> list[str]:
@@ -340,7 +341,7 @@ class FakeKube:
                 self._send(h, 200, pod.log, "text/plain")
                 return
             if len(segs) >= 7 and segs[6] == "proxy" and port and method == "GET":
-                self._proxy(h, pod, "/" + "/".join(segs[7:]))
+                self._proxy(h, pod, port, "/" + "/".join(segs[7:]))
                 return
         if (
             segs[:3] == ["apis", "apps", "v1"]
@@ -392,15 +393,21 @@ class FakeKube:
             return
         self._status(h, 404, "the server could not find the requested resource")
 
-    def _proxy(self, h: http.server.BaseHTTPRequestHandler, pod: Pod, path: str) -> None:
+    def _proxy(
+        self, h: http.server.BaseHTTPRequestHandler, pod: Pod, port: str, path: str
+    ) -> None:
         if pod.phase() != "Running":
             self._status(h, 503, f"error trying to reach service: pod {pod.name} not running")
             return
         if pod.backend is None:
             self._send(h, 200, pod.metrics_text or "", "text/plain; version=0.0.4")
             return
+        base = pod.backend.get(port) if isinstance(pod.backend, dict) else pod.backend
+        if base is None:  # what the API server says when nothing listens on the pod's port
+            self._status(h, 503, f"error trying to reach service: dial tcp :{port}: refused")
+            return
         try:
-            with urllib.request.urlopen(pod.backend + path, timeout=5) as resp:
+            with urllib.request.urlopen(base + path, timeout=5) as resp:
                 self._send(h, resp.status, resp.read(), resp.headers.get("Content-Type", ""))
         except urllib.error.HTTPError as exc:
             self._send(h, exc.code, exc.read(), "text/plain")

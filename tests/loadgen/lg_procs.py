@@ -83,10 +83,16 @@ class App:
     name: str
     port: int
     proc: subprocess.Popen
+    metrics_port: int = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def backend(self) -> dict[str, str]:
+        """The pod's container ports as the fake API server's pod proxy maps them."""
+        return {"8080": self.url, "9090": f"http://127.0.0.1:{self.metrics_port}"}
 
 
 def _app_command() -> tuple[list[str], Path]:
@@ -103,11 +109,12 @@ def app_servers(names: Sequence[str]) -> Iterator[list[App]]:
     tmp = tempfile.TemporaryDirectory(prefix="lg-apps-")
     try:
         for name in names:
-            port = free_port()
+            port, metrics_port = free_port(), free_port()
             env = dict(os.environ)
             env.update(
                 HOST="127.0.0.1",
                 PORT=str(port),
+                METRICS_PORT=str(metrics_port),
                 POD_NAME=name,
                 WEB_CONCURRENCY="1",
                 THREADS="16",
@@ -126,7 +133,7 @@ def app_servers(names: Sequence[str]) -> Iterator[list[App]]:
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
-            apps.append(App(name, port, proc))
+            apps.append(App(name, port, proc, metrics_port))
         for app in apps:
             wait_http(app.url + "/healthz", proc=app.proc)
         yield apps

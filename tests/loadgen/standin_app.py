@@ -40,5 +40,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    addr = (os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8080")))
+    host = os.environ.get("HOST", "127.0.0.1")
+    metrics_port = int(os.environ.get("METRICS_PORT", "0"))
+    if metrics_port:  # the app serves /metrics on a port of its own too
+        metrics = http.server.ThreadingHTTPServer((host, metrics_port), Handler)
+        threading.Thread(target=metrics.serve_forever, daemon=True).start()
+    addr = (host, int(os.environ.get("PORT", "8080")))
     http.server.ThreadingHTTPServer(addr, Handler).serve_forever()

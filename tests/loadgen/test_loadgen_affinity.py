@@ -91,7 +91,7 @@ def load_through(balancer: str, *, clients: int, connections: int, requests: int
 
 def verify_sticky(fake: FakeKube, kubeconfig: str, apps: list[App], balance: str,
                   clients: int = 6, connections: int = 4) -> tuple[int, dict]:  # fmt: skip
-    fake.add_deployment("articles", APP_LABELS, backends=[a.url for a in apps])
+    fake.add_deployment("articles", APP_LABELS, backends=[a.backend for a in apps])
     env = {"KUBECONFIG": kubeconfig}
     snap = run_cli(["snapshot", "-n", NS, "-l", SEL, "--timeout", "20"], env=env)
     assert snap.returncode == 0, snap.stderr

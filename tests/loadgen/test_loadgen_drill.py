@@ -35,7 +35,7 @@ def drill(kubeconfig: str, *args: str) -> tuple[int, dict, str]:
 
 def test_drill_under_traffic_recovers(apps: list[App], fake: FakeKube, kubeconfig: str) -> None:
     original = fake.add_deployment(
-        "articles", LABELS, backends=[a.url for a in apps], recreate_after=0.3, ready_after=1.0
+        "articles", LABELS, backends=[a.backend for a in apps], recreate_after=0.3, ready_after=1.0
     )
     with haproxy([(a.name, a.port, 1) for a in apps]) as url:
         code, rep, err = drill(

@@ -102,7 +102,7 @@ def test_real_fortio_through_haproxy_counts_and_verdict() -> None:
         def served() -> dict[str, float]:
             out = {}
             for a in apps:
-                with urllib.request.urlopen(a.url + "/metrics", timeout=5) as resp:
+                with urllib.request.urlopen(a.backend["9090"] + "/metrics", timeout=5) as resp:
                     out[a.name] = prom.served_total(resp.read().decode())
             return out
 

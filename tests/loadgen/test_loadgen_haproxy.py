@@ -28,7 +28,7 @@ def apps() -> Iterator[list[App]]:
 def _served(apps: list[App]) -> dict[str, float]:
     out = {}
     for app in apps:
-        with urllib.request.urlopen(app.url + "/metrics", timeout=5) as resp:
+        with urllib.request.urlopen(app.backend["9090"] + "/metrics", timeout=5) as resp:
             out[app.name] = prom.served_total(resp.read().decode())
     return out
 

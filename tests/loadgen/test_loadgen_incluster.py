@@ -82,7 +82,7 @@ def test_stack_flow_snapshot_fortio_verify_with_real_apps(
     pod's log."""
     if not FORTIO.exists():
         pytest.skip("fortio not installed (make tools)")
-    fake.add_deployment("articles", APP_LABELS, backends=[a.url for a in apps])
+    fake.add_deployment("articles", APP_LABELS, backends=[a.backend for a in apps])
     snap = cli(kubeconfig, "snapshot", "--namespace", NS, "--selector", SEL, "--timeout", "20")
     assert snap.returncode == 0, snap.stderr
     baseline = json.loads(snap.stdout)
@@ -133,7 +133,7 @@ def test_stack_flow_snapshot_fortio_verify_with_real_apps(
     assert rep["resources"]["available"] is True
     assert all(p["resources"]["cpu_peak_m"] == 25.0 for p in rep["pods"])
     # Everything went through the API: pod proxy and log endpoints were used.
-    assert fake.calls("GET", ":8080/proxy/metrics") == 3
+    assert fake.calls("GET", ":9090/proxy/metrics") == 3
     assert fake.calls("GET", f"/pods/{JOB}-x7k2p/log") == 1
 
 
@@ -414,7 +414,7 @@ def test_window_mode_counts_a_running_load(
     apps: list[App], fake: FakeKube, kubeconfig: str
 ) -> None:
     """By hand during a continuous load: snapshot, watch --window seconds, count the change."""
-    fake.add_deployment("articles", APP_LABELS, backends=[a.url for a in apps])
+    fake.add_deployment("articles", APP_LABELS, backends=[a.backend for a in apps])
     stop = threading.Event()
     with haproxy([(a.name, a.port, 1) for a in apps]) as url:
         load = threading.Thread(

@@ -64,7 +64,7 @@ def test_a_pod_unreadable_after_the_load_is_unverifiable_and_named(
     for name, served in zip(names, (700, 650, 0), strict=True):
         fake.pods[name].metrics_text = metrics(name, served)
     # The third pod's proxy is refused, as by RBAC or a CNI that does not admit the API server.
-    fake.fail("GET", f"/pods/{names[2]}:8080/proxy", 403, times=5)
+    fake.fail("GET", f"/pods/{names[2]}:9090/proxy", 403, times=5)
     proc = verify(kubeconfig, base.stdout)
     assert proc.returncode == 2, proc.stderr
     rep = json.loads(proc.stdout)
@@ -81,7 +81,7 @@ def test_a_pod_unreadable_at_the_baseline_is_unverifiable_and_named(
     names = fake.add_deployment(
         "articles", APP_LABELS, metrics_texts=[metrics("a", 10), metrics("b", 10), metrics("c", 10)]
     )
-    fake.fail("GET", f"/pods/{names[0]}:8080/proxy", 503, times=10)
+    fake.fail("GET", f"/pods/{names[0]}:9090/proxy", 503, times=10)
     base = snapshot(kubeconfig)
     assert base.returncode == 0, base.stderr
     assert names[0] in json.loads(base.stdout)["unreadable"]

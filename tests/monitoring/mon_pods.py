@@ -39,6 +39,7 @@ class Pod:
     name: str
     port: int
     metrics_dir: Path
+    metrics_port: int = 0  # /metrics is served here only, as in the pod
     proc: subprocess.Popen | None = None
     restarts: int = 0
     died_at: float | None = None  # monotonic time the supervisor or kill() saw it die
@@ -46,6 +47,10 @@ class Pod:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
 
 
 def _group_stats(pgid: int) -> tuple[float, int]:
@@ -91,7 +96,7 @@ class Cluster:
 
     def __init__(self, namespace: str, names: list[str], tmp: Path) -> None:
         self.namespace = namespace
-        self.pods = [Pod(n, free_port(), tmp / n) for n in names]
+        self.pods = [Pod(n, free_port(), tmp / n, free_port()) for n in names]
         self.events: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -110,6 +115,7 @@ class Cluster:
         env.update(
             HOST="127.0.0.1",
             PORT=str(pod.port),
+            METRICS_PORT=str(pod.metrics_port),
             POD_NAME=pod.name,
             WEB_CONCURRENCY="1",
             THREADS="8",

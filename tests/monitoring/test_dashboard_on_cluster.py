@@ -77,7 +77,7 @@ def test_dashboard_expressions_over_real_pods():
         pods = sorted(p.metadata.name for p in core.list_namespaced_pod(ns).items)
         node = core.list_node().items[0].metadata.name
         server, tls = credentials(Path(tmp))
-        proxy = {p: f"/api/v1/namespaces/{ns}/pods/{p}:8080/proxy" for p in pods}
+        proxy = {p: f"/api/v1/namespaces/{ns}/pods/{p}:9090/proxy" for p in pods}  # metrics port
         jobs = [
             mon_prom.static_job(
                 "articles",

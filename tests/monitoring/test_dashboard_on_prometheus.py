@@ -63,7 +63,7 @@ def fortio(url: str, qps: int, seconds: int) -> subprocess.Popen:
 
 def traffic_counts(pod: mon_pods.Pod) -> float:
     """Requests a pod answered outside probes and scrapes, from its own /metrics."""
-    with urllib.request.urlopen(pod.url + "/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(pod.metrics_url + "/metrics", timeout=5) as resp:
         text = resp.read().decode()
     total = 0.0
     for family in text_string_to_metric_families(text):
@@ -127,7 +127,7 @@ def scenario() -> Scenario:
     with mon_pods.running(NAMESPACE, PODS) as pods:
         cluster = pods.cluster
         app_targets = [
-            mon_prom.Target(f"127.0.0.1:{p.port}", {"namespace": NAMESPACE, "pod": p.name})
+            mon_prom.Target(f"127.0.0.1:{p.metrics_port}", {"namespace": NAMESPACE, "pod": p.name})
             for p in cluster.pods
         ]
         standin = mon_prom.Target(f"127.0.0.1:{pods.standin_port}", {})

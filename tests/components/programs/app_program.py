@@ -19,6 +19,7 @@ case = pulumi.Config("selfheal-lb").require_object("testApp")
 app_fields = dict(case["settings"])
 app_fields["resources"] = Resources(**app_fields["resources"])
 app_fields["ingress_cidrs"] = tuple(app_fields["ingress_cidrs"])
+app_fields["pod_cidrs"] = tuple(app_fields.get("pod_cidrs", ()))
 
 app = ArticleApp(
     "app",
