@@ -118,7 +118,7 @@ class EndToEnd:
 
     def first_deploy(self) -> None:
         t0 = time.monotonic()
-        say("e2e: deploying (the program's resources in dependency order):")
+        say("e2e: deploying (each resource once what it declares is done, several at once):")
         report, _ = self.deploy()
         self.results["report"] = report
         self.results["apply_to_report_s"] = round(time.monotonic() - t0, 1)
