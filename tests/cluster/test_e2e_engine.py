@@ -135,8 +135,8 @@ def test_independent_steps_run_at_the_same_time_and_dependents_wait(tmp_path: Pa
         f"""
         import pulumi
         from pulumi_command import local
-        a = local.Command("a", create="sleep 1; date +%s.%N > {marks}/a")
-        b = local.Command("b", create="sleep 1; date +%s.%N > {marks}/b")
+        a = local.Command("a", create="sleep 2; date +%s.%N > {marks}/a")
+        b = local.Command("b", create="sleep 2; date +%s.%N > {marks}/b")
         local.Command("c", create="test -f {marks}/a && test -f {marks}/b && echo both",
                       opts=pulumi.ResourceOptions(depends_on=[a, b]))
         """,
@@ -145,9 +145,9 @@ def test_independent_steps_run_at_the_same_time_and_dependents_wait(tmp_path: Pa
     _, acted = _deployer().up(run)
     took = time.monotonic() - t0
     assert sorted(acted[:2]) == ["a", "b"] and acted[2] == "c"
-    assert took < 1.9, f"a and b ran one after the other ({took:.1f} s)"
+    assert took < 3.5, f"a and b ran one after the other ({took:.1f} s)"
     ends = sorted(float((marks / n).read_text()) for n in "ab")
-    assert ends[1] - ends[0] < 0.5
+    assert ends[1] - ends[0] < 1.0
 
 
 def test_a_forgotten_dependency_fails_as_it_would_under_the_engine(tmp_path: Path):
@@ -158,7 +158,7 @@ def test_a_forgotten_dependency_fails_as_it_would_under_the_engine(tmp_path: Pat
         tmp_path,
         f"""
         from pulumi_command import local
-        local.Command("writer", create="sleep 1; echo x > {made}")
+        local.Command("writer", create="sleep 3; echo x > {made}")
         local.Command("reader", create="cat {made}")
         """,
     )
