@@ -140,7 +140,11 @@ def _run_rollout_check(args: argparse.Namespace) -> int:
             namespace=args.namespace,
             deployment=args.deployment,
             service=args.service or args.deployment,
-            restart_it=args.restart,
+            trigger=(
+                (lambda: rollout.restart(client, args.namespace, args.deployment))
+                if args.restart and client is not None
+                else None
+            ),
             clients=args.clients,
             request_timeout=args.request_timeout,
             timeout=args.timeout,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,17 +136,40 @@ def restart(client: KubeClient, namespace: str, deployment: str) -> None:
     client.patch_deployment(namespace, deployment, patch)
 
 
+class _Background:
+    """The trigger (a patch, or a whole deploy that also awaits the rollout) in a thread, so
+    the rollout is timed by its own status, not by when the trigger returns."""
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(fn,), name="rollout-trigger")
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # re-raised in the caller's thread by join()
+            self.error = exc
+
+    def join(self, deadline: float) -> None:
+        self.thread.join(max(0.0, deadline - time.monotonic()))
+        if self.thread.is_alive():
+            raise KubeError("the rollout's trigger did not return within the timeout")
+        if self.error is not None:
+            raise self.error
+
+
 def _wait_rollout(
     client: KubeClient,
     namespace: str,
     deployment: str,
     start_gen: int,
-    started: bool,
     deadline: float,
     watcher: Watcher,
 ) -> tuple[float | None, float | None]:
     """(seconds until the rollout began, seconds until it ended), from the watcher's t0."""
-    began: float | None = 0.0 if started else None
+    began: float | None = None
     while time.monotonic() < deadline:
         dep = client.get_deployment(namespace, deployment)
         now = time.monotonic() - watcher.t0
@@ -176,7 +200,7 @@ def rollout_check(
     namespace: str | None,
     deployment: str,
     service: str,
-    restart_it: bool,
+    trigger: Callable[[], object] | None,
     clients: int,
     request_timeout: float,
     timeout: float,
@@ -202,6 +226,7 @@ def rollout_check(
         recorder=recorder,
     )
     watcher: Watcher | None = None
+    triggered: _Background | None = None
     began = ended = None
     notes: list[str] = []
     load.start()
@@ -212,18 +237,15 @@ def rollout_check(
             start_gen = int((dep.get("metadata") or {}).get("generation") or 0)
             watcher = Watcher(client, namespace, selector_of(dep), service, t0).start()
             time.sleep(settle)  # traffic before the change: failures then are not the rollout's
-            if restart_it:
-                restart(client, namespace, deployment)
-                watcher.note(f"patched {deployment}'s pod template ({RESTARTED_AT})")
+            deadline = time.monotonic() + timeout
+            if trigger is not None:
+                watcher.note("rollout triggered")
+                triggered = _Background(trigger)
             began, ended = _wait_rollout(
-                client,
-                namespace,
-                deployment,
-                start_gen,
-                restart_it,
-                time.monotonic() + timeout,
-                watcher,
+                client, namespace, deployment, start_gen, deadline, watcher
             )
+            if triggered is not None:
+                triggered.join(deadline)  # re-raises the trigger's error
             if began is None:
                 notes.append(f"no rollout of {deployment} began within {timeout:g}s")
         else:

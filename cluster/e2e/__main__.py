@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cluster.e2e import checks
+from cluster.e2e import checks, rollout
 from cluster.e2e.stack import (
     PROJECT_DIR,
     Deployer,
@@ -162,6 +162,16 @@ class EndToEnd:
         self.results["drill"] = result
         return result["reason"]
 
+    def rollout_under_load(self) -> str:
+        """A new image and one more replica rolled out under outside load: 0 failed requests."""
+        assert self.run is not None
+        replicas = int(self.run.outputs["appReplicas"])
+        rep = rollout.under_load(
+            self.d, self.namespace, self.run.outputs["imageRef"], replicas, self.deploy
+        )
+        self.results["rollout"] = rep
+        return rollout.judge(rep, replicas)
+
     def shared_state(self) -> str:
         """stateStore redis: views counted exactly across pods, under the same load."""
         image = run_script("redis-image.sh")
@@ -258,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         e2e.timed("network policies", e2e.network_policies)
         e2e.timed("re-verification", e2e.reverification)
         e2e.timed("drill", e2e.drill)
+        e2e.timed("rollout under load", e2e.rollout_under_load)
         e2e.timed("shared state (Redis)", e2e.shared_state)
         e2e.timed("sticky sessions", e2e.sticky_sessions)
     except FAILURES as err:
