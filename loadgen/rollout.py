@@ -296,13 +296,17 @@ def render(rep: dict[str, Any]) -> str:
     tr = rep["traffic"]
     rows: list[tuple[float, str]] = [(e["t"], e["event"]) for e in rep["timeline"]]
     for s in tr["seconds_with_failures"]:
-        bad = ", ".join(f"{n} {k}" for k, n in s.items() if k not in ("second", "requests"))
+        bad = ", ".join(f"{n} {k}" for k, n in s.items() if k not in ("second", "requests", "slow"))
         rows.append((s["second"] + 0.999, f"  {bad} of {s['requests']} in second {s['second']}"))
     lines = [f"{t:>8.2f}s  {text}" for t, text in sorted(rows, key=lambda r: r[0])]
     pods = ", ".join(
         f"{p} {v['served']} ({v['first_s']:g}-{v['last_s']:g}s)" for p, v in tr["pods"].items()
     )
     lines.append(f"requests: {tr['total']}, failed {tr['failed']} {tr['by_reason'] or ''}")
+    lines.append(
+        f"slow (answered after >= 0.9 s, e.g. a lost SYN sent again): {tr['slow']}; "
+        f"slowest {tr['max_latency_s']} s"
+    )
     lines.append(f"served by: {pods}")
     for note in rep["notes"]:
         lines.append(f"note: {note}")

@@ -20,6 +20,9 @@ from typing import Any
 from loadgen import http_load
 
 MAX_LISTED = 500  # failures listed one by one; all are counted
+# A fresh connection whose first SYN is lost answers after the 1 s SYN retransmission: a
+# request that took this long succeeded only at the second try of its connection.
+SLOW_SECONDS = 0.9
 
 
 def reason_of(outcome: http_load.Outcome) -> str | None:
@@ -53,6 +56,9 @@ class Recorder:
     per_second: dict[int, Counter] = field(default_factory=dict)
     pods: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    slow: int = 0
+    slow_samples: list[dict[str, Any]] = field(default_factory=list)
+    max_latency: float = 0.0
     _last_pod: dict[int, str] = field(default_factory=dict)
     _awaiting_next: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -70,6 +76,14 @@ class Recorder:
             pod["served"] += 1
             pod["last_s"] = t
         if reason is None:
+            self.max_latency = max(self.max_latency, o.latency)
+            if o.latency >= SLOW_SECONDS:
+                self.slow += 1
+                second["slow"] += 1
+                if len(self.slow_samples) < 20:
+                    self.slow_samples.append(
+                        {"t": t, "seconds": round(o.latency, 3), "pod": o.pod, "client": o.worker}
+                    )
             self._last_pod[o.worker] = o.pod or http_load.NO_HEADER
             for failure in self._awaiting_next.pop(o.worker, []):
                 failure["next_pod"] = o.pod
@@ -93,13 +107,19 @@ class Recorder:
 
     def summary(self) -> dict[str, Any]:
         seconds = [
-            {"second": s, **dict(c)} for s, c in sorted(self.per_second.items()) if len(c) > 1
+            {"second": s, **dict(c)}
+            for s, c in sorted(self.per_second.items())
+            if set(c) - {"requests", "slow"}
         ]
         return {
             "total": self.total,
             "failed": self.failed,
             "failure_rate": round(self.failed / self.total, 5) if self.total else None,
             "by_reason": dict(self.by_reason.most_common()),
+            # Answered, but only after >= SLOW_SECONDS: a lost SYN, or a saturated node.
+            "slow": self.slow,
+            "slow_samples": self.slow_samples,
+            "max_latency_s": round(self.max_latency, 3),
             "seconds_with_failures": seconds,
             "pods": dict(sorted(self.pods.items())),
             "failures": self.failures,

@@ -11,6 +11,7 @@ the Deployment's status and old pods' exit, and lists every failure with its tim
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import Callable
 from typing import Any
@@ -67,7 +68,7 @@ def under_load(
                 namespace=namespace,
                 deployment=labels.APP_NAME,
                 service=labels.APP_NAME,
-                trigger=lambda: deploy(**overrides),
+                trigger=lambda: _in_own_loop(deploy, overrides),
                 clients=CLIENTS,
                 request_timeout=2.0,
                 timeout=TIMEOUT_S,
@@ -79,6 +80,12 @@ def under_load(
         raise DeployError(f"rollout under load: {exc}") from exc
     rep["image"] = new_image
     return rep
+
+
+def _in_own_loop(deploy: Callable[..., Any], overrides: dict[str, Any]) -> Any:
+    """The program runs under the Pulumi SDK's mocks, which need an event loop in this thread."""
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    return deploy(**overrides)
 
 
 def judge(rep: dict[str, Any], replicas: int) -> str:
