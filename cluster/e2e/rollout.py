@@ -25,6 +25,12 @@ from loadgen import kube, rollout
 CLIENTS = 8
 TIMEOUT_S = 420.0  # the deploy also re-runs the verification's fortio load after the rollout
 SETTLE_S = 3.0
+# A request fails when refused, reset, answered with an error, or not answered within this: long
+# enough for a connection whose first SYN was lost (sent again after 1 s, then 3 s) on a node
+# whose 2 cores the fortio Job saturates; rollout-check lists those as `slow` (evidence), not
+# as downtime. The failures a rollout causes are refusals and resets (the old pod's listener
+# closed while it still received connections), and timeouts on an address that is gone.
+REQUEST_TIMEOUT_S = 5.0
 
 
 def retagged(image: str, suffix: str = "rollout") -> str:
@@ -70,7 +76,7 @@ def under_load(
                 service=labels.APP_NAME,
                 trigger=lambda: _in_own_loop(deploy, overrides),
                 clients=CLIENTS,
-                request_timeout=2.0,
+                request_timeout=REQUEST_TIMEOUT_S,
                 timeout=TIMEOUT_S,
                 duration=0.0,
                 settle=SETTLE_S,
