@@ -152,6 +152,9 @@ class _Background:
         except BaseException as exc:  # re-raised in the caller's thread by join()
             self.error = exc
 
+    def failed(self) -> bool:
+        return not self.thread.is_alive() and self.error is not None
+
     def join(self, deadline: float) -> None:
         self.thread.join(max(0.0, deadline - time.monotonic()))
         if self.thread.is_alive():
@@ -167,10 +170,12 @@ def _wait_rollout(
     start_gen: int,
     deadline: float,
     watcher: Watcher,
+    triggered: _Background | None = None,
 ) -> tuple[float | None, float | None]:
-    """(seconds until the rollout began, seconds until it ended), from the watcher's t0."""
+    """(seconds until the rollout began, seconds until it ended), from the watcher's t0; gives
+    up at once when the trigger failed."""
     began: float | None = None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (triggered is not None and triggered.failed()):
         dep = client.get_deployment(namespace, deployment)
         now = time.monotonic() - watcher.t0
         if began is None and (
@@ -227,6 +232,7 @@ def rollout_check(
     )
     watcher: Watcher | None = None
     triggered: _Background | None = None
+    deadline = time.monotonic() + timeout + settle
     began = ended = None
     notes: list[str] = []
     load.start()
@@ -242,10 +248,8 @@ def rollout_check(
                 watcher.note("rollout triggered")
                 triggered = _Background(trigger)
             began, ended = _wait_rollout(
-                client, namespace, deployment, start_gen, deadline, watcher
+                client, namespace, deployment, start_gen, deadline, watcher, triggered
             )
-            if triggered is not None:
-                triggered.join(deadline)  # re-raises the trigger's error
             if began is None:
                 notes.append(f"no rollout of {deployment} began within {timeout:g}s")
         else:
@@ -256,6 +260,10 @@ def rollout_check(
         load.stop()
         if watcher is not None:
             watcher.stop()
+    if triggered is not None:
+        # After the load: what the trigger does once the rollout is over (a deploy's later
+        # steps) is not the rollout's. Re-raises the trigger's error.
+        triggered.join(deadline)
     traffic = recorder.summary()
     if watcher is not None:
         # A failed request names no pod; the addresses around its time do.
