@@ -5,8 +5,9 @@
 Steps (one summary line each, with its time): the app's offline base image; the program
 evaluated and its resources carried out in dependency order (cluster/e2e/stack.py); the
 report's assertions; NetworkPolicy enforcement; a re-verification after a config change that
-touches only the verification; a pod-kill drill through the load balancer; the shared Redis
-store (views counted exactly across pods under the load); sticky sessions
+touches only the verification; a pod-kill drill through the load balancer; a new image tag and
+one more replica rolled out under outside load, 0 failed requests (cluster/e2e/rollout.py); the
+shared Redis store (views counted exactly across pods under the load); sticky sessions
 (sessionAffinity ClientIP) verified as such (these two with the load unpaced); teardown and a
 check that nothing is left.
 Exit 0 when every check holds, 1 with a one-line reason otherwise. The results (report, drill,
