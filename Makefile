@@ -104,9 +104,16 @@ redis-image: ## build the Redis image from Debian's redis-server (no registry); 
 # e.g. `minikube tunnel`).
 LG_SEL ?= app.kubernetes.io/name=articles,app.kubernetes.io/instance=$(STACK)
 LG_KILL ?= 1
-.PHONY: drill top verify-url report-html
+.PHONY: drill top verify-url report-html rollout-check
 drill: venv ## delete LG_KILL app pods under the stack and time the self-healing
 	$(PY) -m loadgen drill --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --selector "$(LG_SEL)" --kill $(LG_KILL) --timeout 120
+# `make rollout-check` waits (up to LG_ROLLOUT_TIMEOUT s) for the rollout you start in another
+# terminal (`pulumi up` after a change) and lists every failed request; LG_RESTART=1 starts one
+# itself (as `kubectl rollout restart`). Needs the Service reachable, as verify-url does.
+LG_ROLLOUT_TIMEOUT ?= 600
+LG_RESTART ?=
+rollout-check: venv ## steady load of fresh connections through the Service during a rollout; every failure by time and reason
+	$(PY) -m loadgen rollout-check --url "http://$$(pulumi stack output --stack $(STACK) externalIp):8080/article1" --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --timeout $(LG_ROLLOUT_TIMEOUT) $(if $(LG_RESTART),--restart)
 top: venv ## per-pod CPU/memory of the app pods (metrics.k8s.io)
 	$(PY) -m loadgen top --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --selector "$(LG_SEL)"
 report-html: venv ## draw the stack's loadDistribution as build/report.html (shares, band, CPU under load)

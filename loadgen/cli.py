@@ -1,6 +1,7 @@
-"""`python -m loadgen`: verify, snapshot, top, drill, html. Exit codes: 0 ok (balanced,
-sticky, recovered), 1 failed verdict (imbalanced, not-sticky, not recovered), 2 could not
-verify; always a one-line reason on stderr. The flags are in cli_parser.py."""
+"""`python -m loadgen`: verify, snapshot, top, drill, rollout-check, html. Exit codes: 0 ok
+(balanced, sticky, recovered, no failed request), 1 failed verdict (imbalanced, not-sticky,
+not recovered, requests failed), 2 could not verify; always a one-line reason on stderr. The
+flags are in cli_parser.py."""
 
 from __future__ import annotations
 
@@ -121,6 +122,42 @@ def _run_drill(args: argparse.Namespace) -> int:
     return int(rep["exit_code"])
 
 
+def _run_rollout_check(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from loadgen import kube, rollout
+
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.namespace:
+            client = stack.enter_context(
+                kube.client(args.kubeconfig, args.context, args.api_timeout)
+            )
+        elif args.restart:
+            raise ValueError("--restart needs --namespace")
+        rep = rollout.rollout_check(
+            args.url,
+            client=client,
+            namespace=args.namespace,
+            deployment=args.deployment,
+            service=args.service or args.deployment,
+            trigger=(
+                (lambda: rollout.restart(client, args.namespace, args.deployment))
+                if args.restart and client is not None
+                else None
+            ),
+            clients=args.clients,
+            request_timeout=args.request_timeout,
+            timeout=args.timeout,
+            duration=args.duration,
+            settle=max(0.0, args.settle),
+            max_failures=args.max_failures,
+        )
+    print(report.dumps(rep) if args.json else rollout.render(rep))
+    print(f"loadgen rollout-check: {rep['verdict']}: {rep['reason']}", file=sys.stderr)
+    return int(rep["exit_code"])
+
+
 def _run_html(args: argparse.Namespace) -> int:
     import json
 
@@ -180,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_html(args)
         if args.command == "drill":
             return _run_drill(args)
+        if args.command == "rollout-check":
+            return _run_rollout_check(args)
         parser.error(f"unknown command {args.command}")
     except KeyboardInterrupt:
         print(f"loadgen {args.command}: interrupted", file=sys.stderr)

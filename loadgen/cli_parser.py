@@ -8,9 +8,9 @@ from loadgen.verdict import DEFAULT_ALPHA
 
 DEFAULT_TIMEOUT = 30.0
 DESCRIPTION = (
-    "verify, snapshot, top, drill, html. Exit codes: 0 ok (balanced, sticky, recovered), "
-    "1 failed verdict (imbalanced, not-sticky, not recovered), 2 could not verify; always a "
-    "one-line reason on stderr."
+    "verify, snapshot, top, drill, rollout-check, html. Exit codes: 0 ok (balanced, sticky, "
+    "recovered, no failed request), 1 failed verdict (imbalanced, not-sticky, not recovered, "
+    "requests failed), 2 could not verify; always a one-line reason on stderr."
 )
 
 
@@ -197,4 +197,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--api-timeout", type=_positive_float, default=DEFAULT_TIMEOUT)
     d.add_argument("--json", action="store_true")
+    _rollout_check(sub)
     return parser
+
+
+def _rollout_check(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser(
+        "rollout-check",
+        help="steady load of fresh connections during a rollout; every failure with its time",
+    )
+    r.add_argument("--url", required=True, help="e.g. http://LB_IP:8080/article1")
+    r.add_argument(
+        "--namespace",
+        "-n",
+        default=None,
+        help="watch this namespace's Deployment; without it, load for --duration seconds only",
+    )
+    r.add_argument("--deployment", default="articles")
+    r.add_argument(
+        "--service", default="", help="whose EndpointSlices to watch (default: --deployment)"
+    )
+    r.add_argument(
+        "--restart",
+        action="store_true",
+        help="start the rollout (patch the pod template, as `kubectl rollout restart`); "
+        "default: wait for one someone else starts, e.g. `pulumi up`",
+    )
+    r.add_argument("--clients", type=_positive_int, default=8, help="concurrent clients")
+    r.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=300.0,
+        help="seconds for the rollout to begin and complete (default 300)",
+    )
+    r.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=30.0,
+        help="without --namespace: seconds of load (default 30)",
+    )
+    r.add_argument(
+        "--settle",
+        type=float,
+        default=3.0,
+        help="seconds of load before the rollout and after it (default 3)",
+    )
+    r.add_argument("--request-timeout", type=_positive_float, default=2.0)
+    r.add_argument(
+        "--max-failures",
+        type=int,
+        default=0,
+        help="exit 1 when more requests than this fail (default 0)",
+    )
+    r.add_argument("--context", default="", help="kubeconfig context (default: current)")
+    r.add_argument("--kubeconfig", default="", help="default: $KUBECONFIG or ~/.kube/config")
+    r.add_argument("--api-timeout", type=_positive_float, default=DEFAULT_TIMEOUT)
+    r.add_argument("--json", action="store_true", help="print the whole report as JSON")

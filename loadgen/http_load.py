@@ -11,6 +11,7 @@ import http.client
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -99,12 +100,28 @@ def latency_summary(latencies: list[float]) -> dict[str, float | None]:
     return out
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One request as an observer sees it (rollout-check: each failure with its time)."""
+
+    ended: float  # time.monotonic() when it ended
+    latency: float  # seconds
+    worker: int
+    pod: str | None  # X-Served-By, None when no response came
+    status: int | None
+    exc: BaseException | None  # the connection error, None when a response came
+
+
+Observer = Callable[[Outcome], None]
+
+
 class _Shared:
     """Counters the workers update under one lock (cheap next to a network round trip)."""
 
-    def __init__(self, result: LoadResult) -> None:
+    def __init__(self, result: LoadResult, observe: Observer | None = None) -> None:
         self.result = result
         self.lock = threading.Lock()
+        self.observe = observe
 
     def record(
         self,
@@ -115,9 +132,12 @@ class _Shared:
         new_conn_pod: str | None,
         mixed: bool,
         error: str | None,
+        outcome: Outcome | None = None,
     ) -> None:
         r = self.result
         with self.lock:
+            if self.observe is not None and outcome is not None:
+                self.observe(outcome)
             r.attempted += 1
             if status is not None:
                 r.status[status] += 1
@@ -145,6 +165,7 @@ def _worker(
     shared: _Shared,
     stop: threading.Event,
     interval: float,
+    index: int = 0,
 ) -> None:
     conn: http.client.HTTPConnection | None = None
     conn_pod: str | None = None
@@ -169,6 +190,7 @@ def _worker(
             new_conn_pod: str | None = None
             mixed = False
             error: str | None = None
+            failure: BaseException | None = None
             try:
                 conn.request("GET", target.path, headers=headers)
                 resp = conn.getresponse()
@@ -186,18 +208,24 @@ def _worker(
                     conn = None
             except (OSError, http.client.HTTPException) as exc:
                 error = f"{type(exc).__name__}: {exc}"
+                failure = exc
                 if conn is not None:
                     conn.close()
                 conn = None
+            latency = time.perf_counter() - start
+            outcome = None
+            if shared.observe is not None:
+                outcome = Outcome(time.monotonic(), latency, index, pod, status, failure)
             if interval > 0:
                 stop.wait(interval)  # paced traffic (drill): also wakes at once on stop
             shared.record(
                 pod=pod,
                 status=status,
-                latency=time.perf_counter() - start,
+                latency=latency,
                 new_conn_pod=new_conn_pod,
                 mixed=mixed,
                 error=error,
+                outcome=outcome,
             )
     finally:
         if conn is not None:
@@ -214,15 +242,17 @@ def run_load(
     deadline_s: float,
     stop: threading.Event | None = None,
     interval: float = 0.0,
+    observe: Observer | None = None,
 ) -> LoadResult:
     """Send `requests` GETs over `concurrency` workers; never runs past deadline_s seconds.
 
     stop ends the run early (the drill stops its background traffic this way); interval
-    paces each worker (seconds between its requests)."""
+    paces each worker (seconds between its requests); observe is called with every request's
+    Outcome (under the counters' lock, so keep it short)."""
     target = Target.parse(url)
     concurrency = max(1, min(concurrency, requests))
     result = LoadResult(url=url, keepalive=keepalive, concurrency=concurrency, requested=requests)
-    shared = _Shared(result)
+    shared = _Shared(result, observe)
     stop = stop or threading.Event()
     deadline = time.monotonic() + deadline_s
     base, extra = divmod(requests, concurrency)
@@ -238,6 +268,7 @@ def run_load(
                 shared,
                 stop,
                 interval,
+                i,
             ),
             name=f"loadgen-{i}",
             daemon=True,

@@ -168,14 +168,24 @@ class KubeClient:
 
     # -- one call, bounded and retried -----------------------------------------------------
     def _once(
-        self, method: str, path: str, params: dict[str, str], query: dict, seconds: float
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        query: dict,
+        seconds: float,
+        patch: dict | None = None,
     ) -> tuple[int, bytes]:
+        headers = {"Accept": "application/json, */*"}
+        if patch is not None:
+            headers["Content-Type"] = "application/strategic-merge-patch+json"
         request = self._api.param_serialize(
             method=method,
             resource_path=path,
             path_params=params,
             query_params=[(k, v) for k, v in query.items() if v is not None],
-            header_params={"Accept": "application/json, */*"},
+            header_params=headers,
+            body=patch,
             auth_settings=["BearerToken"],
         )
         resp = self._api.call_api(*request, _request_timeout=(seconds, seconds))
@@ -185,7 +195,12 @@ class KubeClient:
             resp.response.release_conn()
 
     def request(
-        self, method: str, path: str, params: dict[str, str], query: dict | None = None
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        query: dict | None = None,
+        patch: dict | None = None,
     ) -> bytes:
         """One API call (path with {placeholders} filled from params, URL-encoded by the
         client); retries transient failures within the deadline; raises KubeError otherwise."""
@@ -205,7 +220,9 @@ class KubeClient:
                 )
             per_try = min(self.request_timeout, remaining)
             try:
-                once = functools.partial(self._once, method, path, params, query or {}, per_try)
+                once = functools.partial(
+                    self._once, method, path, params, query or {}, per_try, patch
+                )
                 status, body = _bounded(once, per_try + 0.5, what)
             except ApiException as exc:  # the client's wrapping of a TLS failure (status 0)
                 reason = one_line(str(exc.reason).replace("\n", ": "))
@@ -304,6 +321,25 @@ class KubeClient:
             "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
             {"namespace": namespace, "name": name},
         )
+
+    def patch_deployment(self, namespace: str, name: str, patch: dict) -> dict:
+        """A strategic merge patch (what `kubectl patch` sends by default)."""
+        body = self.request(
+            "PATCH",
+            "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+            {"namespace": namespace, "name": name},
+            patch=patch,
+        )
+        doc = json.loads(body)
+        return doc if isinstance(doc, dict) else {}
+
+    def list_endpointslices(self, namespace: str, service: str) -> list[dict]:
+        doc = self._json(
+            "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
+            {"namespace": namespace},
+            {"labelSelector": f"kubernetes.io/service-name={service}"},
+        )
+        return list(doc.get("items") or [])
 
     def pod_metrics(self, namespace: str, selector: str) -> list[dict]:
         doc = self._json(

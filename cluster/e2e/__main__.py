@@ -7,8 +7,9 @@ evaluated and its resources carried out as the engine would (cluster/e2e/stack.p
 as dependencies allow, replacements and awaits as the providers do them); the report's
 assertions; an unchanged second deploy that changes nothing and a dashboard-only change that
 runs no load; NetworkPolicy enforcement; a re-verification after a config change that touches
-only the verification; a pod-kill drill through the load balancer; the shared Redis store on a
-first `up` (views counted exactly across pods under the load); sticky sessions
+only the verification; a pod-kill drill through the load balancer; a new image tag and one more
+replica rolled out under outside load, 0 failed requests (cluster/e2e/rollout.py); the shared
+Redis store on a first `up` (views counted exactly across pods under the load); sticky sessions
 (sessionAffinity ClientIP) verified as such (these two with the load unpaced); a destroy whose
 cluster is gone (cluster/e2e/unreachable.py); teardown and a
 check that nothing is left.
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cluster.e2e import checks, unreachable
+from cluster.e2e import checks, rollout, unreachable
 from cluster.e2e.stack import (
     PROJECT_DIR,
     Deployer,
@@ -164,6 +165,16 @@ class EndToEnd:
         )
         self.results["drill"] = result
         return result["reason"]
+
+    def rollout_under_load(self) -> str:
+        """A new image and one more replica rolled out under outside load: 0 failed requests."""
+        assert self.run is not None
+        replicas = int(self.run.outputs["appReplicas"])
+        rep = rollout.under_load(
+            self.d, self.namespace, self.run.outputs["imageRef"], replicas, self.deploy
+        )
+        self.results["rollout"] = rep
+        return rollout.judge(rep, replicas)
 
     def shared_state(self) -> str:
         """stateStore redis on a first `up` (the stateless stack is removed first): every
@@ -302,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         e2e.timed("network policies", e2e.network_policies)
         e2e.timed("re-verification", e2e.reverification)
         e2e.timed("drill", e2e.drill)
+        e2e.timed("rollout under load", e2e.rollout_under_load)
         e2e.timed("shared state (Redis)", e2e.shared_state)
         e2e.timed("sticky sessions", e2e.sticky_sessions)
         e2e.timed("destroy with the cluster gone", e2e.destroy_with_the_cluster_gone)
