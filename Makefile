@@ -113,7 +113,9 @@ drill: venv ## delete LG_KILL app pods under the stack and time the self-healing
 LG_ROLLOUT_TIMEOUT ?= 600
 LG_RESTART ?=
 rollout-check: venv ## steady load of fresh connections through the Service during a rollout; every failure by time and reason
-	$(PY) -m loadgen rollout-check --url "http://$$(pulumi stack output --stack $(STACK) externalIp):8080/article1" --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --timeout $(LG_ROLLOUT_TIMEOUT) $(if $(LG_RESTART),--restart)
+	@url="$$(pulumi stack output --stack $(STACK) url)"; \
+	[ -n "$$url" ] || { echo "selfheal-lb: the stack's url output is empty: $$(pulumi stack output --stack $(STACK) externalIpNote)" >&2; exit 1; }; \
+	$(PY) -m loadgen rollout-check --url "$${url}article1" --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --timeout $(LG_ROLLOUT_TIMEOUT) $(if $(LG_RESTART),--restart)
 top: venv ## per-pod CPU/memory of the app pods (metrics.k8s.io)
 	$(PY) -m loadgen top --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --selector "$(LG_SEL)"
 report-html: venv ## draw the stack's loadDistribution as build/report.html (shares, band, CPU under load)

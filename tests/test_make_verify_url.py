@@ -15,12 +15,15 @@ from components.settings import ClusterSettings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _make_verify_url(tmp_path: Path, url: str) -> tuple[subprocess.CompletedProcess[str], str]:
+def _make_verify_url(
+    tmp_path: Path, url: str, target: str = "verify-url"
+) -> tuple[subprocess.CompletedProcess[str], str]:
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / ".installed").touch()  # the venv target is up to date
     calls = tmp_path / "calls.log"
-    outputs = {"url": url, "appReplicas": "4", "externalIpNote": "pending: run minikube tunnel"}
+    outputs = {"url": url, "appReplicas": "4", "externalIpNote": "pending: run minikube tunnel",
+               "namespace": "selfheal-lb-dev"}  # fmt: skip
     cases = "".join(
         f'  "stack output --stack dev {k}") echo "{v}" ;;\n' for k, v in outputs.items()
     )
@@ -36,7 +39,7 @@ def _make_verify_url(tmp_path: Path, url: str) -> tuple[subprocess.CompletedProc
     if make is None:
         pytest.skip("make is not installed")
     proc = subprocess.run(
-        [make, "-s", "--no-print-directory", "verify-url", f"VENV={venv}"],
+        [make, "-s", "--no-print-directory", target, f"VENV={venv}"],
         env={"PATH": f"{tmp_path}:/usr/bin:/bin", "HOME": str(tmp_path)},
         capture_output=True,
         text=True,
@@ -53,8 +56,16 @@ def test_verify_url_uses_the_url_output(tmp_path):
     assert "--expect-pods 4" in calls
 
 
-def test_verify_url_without_an_address_says_why_in_one_line(tmp_path):
-    proc, calls = _make_verify_url(tmp_path, "")
+def test_rollout_check_uses_the_url_output(tmp_path):
+    proc, calls = _make_verify_url(tmp_path, "http://198.51.100.7:9090/", "rollout-check")
+    assert proc.returncode == 0, proc.stderr
+    assert "rollout-check --url http://198.51.100.7:9090/article1" in calls
+    assert "--namespace selfheal-lb-dev" in calls
+
+
+@pytest.mark.parametrize("target", ["verify-url", "rollout-check"])
+def test_verify_url_without_an_address_says_why_in_one_line(tmp_path, target):
+    proc, calls = _make_verify_url(tmp_path, "", target)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert lines[0] == (
