@@ -6,11 +6,11 @@ tests/previewdiff/recordings), the concurrency with real processes."""
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from inline_program import run_inline
 
 from cluster.e2e import engine, stack
 from components import offline
@@ -112,17 +112,6 @@ def test_the_plan_for_a_replica_change_matches_the_real_engines_recorded_plan():
 # --- concurrency, with real processes --------------------------------------------------------
 
 
-def _project(tmp_path: Path, body: str) -> offline.ProgramRun:
-    project = tmp_path / "p"
-    project.mkdir(exist_ok=True)
-    (project / "Pulumi.yaml").write_text("name: selfheal-lb\nruntime: python\n")
-    (project / "__main__.py").write_text(textwrap.dedent(body))
-    return offline.run_program(
-        {}, fake_outputs=stack.outputs_with({}), program=project / "__main__.py",
-        project_dir=project,
-    )  # fmt: skip
-
-
 def _deployer() -> stack.Deployer:
     return stack.Deployer(kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=print)
 
@@ -130,7 +119,7 @@ def _deployer() -> stack.Deployer:
 def test_independent_steps_run_at_the_same_time_and_dependents_wait(tmp_path: Path):
     marks = tmp_path / "marks"
     marks.mkdir()
-    run = _project(
+    run = run_inline(
         tmp_path,
         f"""
         import pulumi
@@ -154,7 +143,7 @@ def test_a_forgotten_dependency_fails_as_it_would_under_the_engine(tmp_path: Pat
     """`reader` reads what `writer` makes but does not declare it: one-at-a-time in
     registration order would pass; started together, as the engine starts them, it fails."""
     made = tmp_path / "made"
-    run = _project(
+    run = run_inline(
         tmp_path,
         f"""
         from pulumi_command import local

@@ -9,11 +9,12 @@ Job (auto-named, created first) must pass."""
 from __future__ import annotations
 
 import json
-import textwrap
 import uuid
 from pathlib import Path
 
+import inline_program
 import pytest
+from inline_program import write_project
 
 from cluster.e2e import stack
 from cluster.paths import CONTEXT, KUBECONFIG, KUBECTL
@@ -44,12 +45,10 @@ def namespace(deployer: stack.Deployer):
 def job_program(tmp_path: Path, namespace: str, *, named: bool):
     """A fortio Job like the stack's: skipAwait, a run stamp in its pod template; the landed
     one also with a fixed name and deleteBeforeReplace."""
-    project = tmp_path / "p"
-    project.mkdir(exist_ok=True)
-    (project / "Pulumi.yaml").write_text("name: selfheal-lb\nruntime: python\n")
     name = '"name": "fortio", ' if named else ""
-    (project / "__main__.py").write_text(
-        textwrap.dedent(f"""
+    project = write_project(
+        tmp_path,
+        f"""
         import pulumi
         import pulumi_kubernetes as k8s
         stamp = pulumi.Config().require("stamp")
@@ -67,17 +66,12 @@ def job_program(tmp_path: Path, namespace: str, *, named: bool):
             opts=pulumi.ResourceOptions(delete_before_replace={named}),
         )
         pulumi.export("jobName", job.metadata.apply(lambda m: m["name"]))
-        """)
+        """,
     )
 
     def evaluate(stamp: str):
         def run(stdout, names):
-            return offline.run_program(
-                {"selfheal-lb:stamp": stamp},
-                fake_outputs=stack.outputs_with(stdout, names),
-                program=project / "__main__.py",
-                project_dir=project,
-            )
+            return inline_program.evaluate(project, {"selfheal-lb:stamp": stamp}, stdout, names)
 
         return run
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import textwrap
 from pathlib import Path
 
+import inline_program
 import pytest
+from inline_program import run_inline, write_project
 
 from cluster.e2e import stack
 from components import offline
@@ -21,23 +22,15 @@ def test_verify_reads_the_snapshots_real_stdout(tmp_path: Path):
 
 @pytest.fixture
 def two_commands(tmp_path: Path) -> offline.ProgramRun:
-    project = tmp_path / "p"
-    project.mkdir()
-    (project / "Pulumi.yaml").write_text("name: selfheal-lb\nruntime: python\n")
-    (project / "__main__.py").write_text(
-        textwrap.dedent("""
+    return run_inline(
+        tmp_path,
+        """
         import pulumi
         from pulumi_command import local
         first = local.Command("first", create="echo baseline-$((20 + 22))")
         local.Command("second", create="read x; echo got:$x", stdin=first.stdout,
                       opts=pulumi.ResourceOptions(depends_on=[first]))
-    """)
-    )
-    return offline.run_program(
-        {},
-        fake_outputs=stack.outputs_with({}),
-        program=project / "__main__.py",
-        project_dir=project,
+        """,
     )
 
 
@@ -59,31 +52,18 @@ def test_a_failing_command_names_itself(tmp_path: Path, two_commands: offline.Pr
         d.create(second)  # its stdin refers to `first`, which has not run
 
 
-def _program(tmp_path: Path, body: str) -> offline.ProgramRun:
-    project = tmp_path / "p"
-    project.mkdir(exist_ok=True)
-    (project / "Pulumi.yaml").write_text("name: selfheal-lb\nruntime: python\n")
-    (project / "__main__.py").write_text(textwrap.dedent(body))
-    return offline.run_program(
-        {},
-        fake_outputs=stack.outputs_with({}),
-        program=project / "__main__.py",
-        project_dir=project,
-    )
-
-
 def test_an_update_reruns_only_what_changed(tmp_path: Path):
     body = """
         from pulumi_command import local
         local.Command("fixed", create="echo same")
         local.Command("changing", create="echo {}")
     """
-    first = _program(tmp_path, body.format("one"))
+    first = run_inline(tmp_path, body.format("one"))
     d = stack.Deployer(
         kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None
     )
-    assert d.up(first)[1] == ["fixed", "changing"]
-    second = _program(tmp_path, body.format("two"))
+    assert sorted(d.up(first)[1]) == ["changing", "fixed"]  # independent: run at once
+    second = run_inline(tmp_path, body.format("two"))
     previous = {r.urn: r for r in first.resources}
     assert d.up(second, previous=previous)[1] == ["changing"]
     assert d.stdout[second.named("changing").urn] == "two"
@@ -101,18 +81,10 @@ def test_what_is_derived_from_a_commands_output_sees_the_real_output(tmp_path: P
             create=first.stdout.apply(lambda v: "echo " + hashlib.sha256(v.encode()).hexdigest()),
         )
     """
-    project = tmp_path / "p"
-    project.mkdir()
-    (project / "Pulumi.yaml").write_text("name: selfheal-lb\nruntime: python\n")
-    (project / "__main__.py").write_text(textwrap.dedent(body))
+    project = write_project(tmp_path, body)
 
     def evaluate(stdout, names):
-        return offline.run_program(
-            {},
-            fake_outputs=stack.outputs_with(stdout, names),
-            program=project / "__main__.py",
-            project_dir=project,
-        )
+        return inline_program.evaluate(project, stdout=stdout, names=names)
 
     d = stack.Deployer(
         kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None
