@@ -96,9 +96,9 @@ def snapshot(
         membership.wait_ready(client, namespace, selector, expect_ready) if expect_ready else None
     )
     c = read_counters(client, namespace, selector)
-    store_wait = wait_for_store(client, namespace, selector, c) if expect_store else None
-    if store_wait is not None:
-        c = store_wait[0]
+    store_wait: dict[str, Any] | None = None
+    if expect_store:
+        c, store_wait = wait_for_store(client, namespace, selector, c)
     sampler = Sampler(client, namespace, selector)
     if idle_wait > 0:
         sampler.window_after = dict(c.ready_since)  # idle = after start-up, not during it
@@ -138,7 +138,7 @@ def snapshot(
         "unreadable": c.unreadable,
         "not_running": c.not_running,
         "ready_wait": waited,
-        **({"store_wait": store_wait[1]} if store_wait is not None else {}),
+        **({"store_wait": store_wait} if store_wait is not None else {}),
         "resources_idle": sampler.summary("idle, before the load"),
         "views": consistency.summarize(c.texts),
     }
