@@ -1,13 +1,14 @@
-"""ArticleApp: the article service's namespace, Deployment, Service, PDB, HPA and NetworkPolicies.
+"""ArticleApp: the article service's Deployment, Service, PDB, HPA and its NetworkPolicy.
 
 Replaces the seed walkthrough's `kubectl create deployment myapp --replicas=3` and
 `kubectl expose deployment myapp --type=LoadBalancer --port=8080`, plus the production
-settings the walkthrough never had (probes, limits, drain, Pod Security, policies).
+settings the walkthrough never had (probes, limits, drain, Pod Security, policies). It lives in
+the StackNamespace (components/namespace.py), which holds the namespace-wide rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +31,6 @@ METRICS_PORT = 9090
 METRICS_PORT_NAME = "metrics"
 # Matches the app image's non-root numeric user; > 10000 so it never maps onto a host account.
 RUN_AS_ID = 10001
-# Pod Security Standards: enforce a pinned version (a cluster upgrade cannot start rejecting the
-# pods), audit/warn against the newest rules so future tightening shows up as warnings first.
-POD_SECURITY_VERSION = "v1.30"
 # ClientIP stickiness lasts as long as a typical web session, not Kubernetes' default 3 hours.
 SESSION_AFFINITY_TIMEOUT_SECONDS = 1800
 SKIP_AWAIT = "pulumi.com/skipAwait"
@@ -51,15 +49,14 @@ class ArticleAppArgs:
     settings: AppSettings
     autoscaling: AutoscalingSettings
     metrics_available: bool  # metrics-server deployed by the stack or declared present
-    namespace: str  # resolved by the settings ("" → selfheal-lb-<stack>)
+    namespace: pulumi.Input[str]  # the StackNamespace's name
     image_ref: pulumi.Input[str]
     pull_policy: str
     instance: str  # app.kubernetes.io/instance, normally the stack name
     # Annotations on the pod template (the Prometheus scrape annotations, components/monitoring).
     pod_annotations: Mapping[str, str] = field(default_factory=dict)
-    # Called with the namespace's name once it is declared; the pods wait for what it returns
-    # (the namespace's ResourceQuota and LimitRange, components/quota).
-    before_pods: Callable[[pulumi.Output[str]], Sequence[pulumi.Resource]] | None = None
+    # What must exist before any pod starts: the StackNamespace's gates (default-deny, quota).
+    before_pods: Sequence[pulumi.Resource] = ()
     # The StateStore's Secret (address, password) mounted as files; None = no shared store.
     state_store_secret: pulumi.Input[str] | None = None
 
@@ -110,7 +107,6 @@ def load_balancer_address(status: Any) -> str:
 
 
 class ArticleApp(pulumi.ComponentResource):
-    namespace_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
     external_address: pulumi.Output[str]
     service_dns: pulumi.Output[str]
@@ -127,29 +123,10 @@ class ArticleApp(pulumi.ComponentResource):
         object_labels = labels.object_labels(labels.APP_NAME, args.instance, "web")
         child = pulumi.ResourceOptions(parent=self)
 
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={
-                "name": args.namespace,
-                "labels": {
-                    labels.PART_OF_KEY: labels.PART_OF,
-                    labels.INSTANCE_KEY: args.instance,
-                    labels.MANAGED_BY_KEY: "pulumi",
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": POD_SECURITY_VERSION,
-                    "pod-security.kubernetes.io/audit": "restricted",
-                    "pod-security.kubernetes.io/audit-version": "latest",
-                    "pod-security.kubernetes.io/warn": "restricted",
-                    "pod-security.kubernetes.io/warn-version": "latest",
-                },
-            },
-            opts=child,
-        )
-        self.namespace_name = self.namespace.metadata.apply(lambda m: m.name)
-        ns = self.namespace_name
+        ns = args.namespace
 
         self.network_policies = self._network_policies(name, args, ns, object_labels)
-        gates = list(args.before_pods(ns)) if args.before_pods is not None else []
+        gates = list(args.before_pods)
 
         deployment_annotations: dict[str, str] = {}
         if not self.autoscaled:
@@ -272,7 +249,6 @@ class ArticleApp(pulumi.ComponentResource):
 
         self.register_outputs(
             {
-                "namespace": self.namespace_name,
                 "serviceName": self.service_name,
                 "externalAddress": self.external_address,
                 "serviceDns": self.service_dns,
@@ -368,13 +344,13 @@ class ArticleApp(pulumi.ComponentResource):
         self,
         name: str,
         args: ArticleAppArgs,
-        ns: pulumi.Output[str],
+        ns: pulumi.Input[str],
         object_labels: dict[str, str],
     ) -> list[k8s.networking.v1.NetworkPolicy]:
-        """Default-deny for the stack's namespace plus the one way in to the app pods.
+        """The one way in to the app pods (the namespace-wide default-deny is the
+        StackNamespace's: any pod the stack adds gets nothing until its own policy allows it).
 
-        The namespace is this component's, so the default-deny lives here too: any pod the
-        stack adds (fortio) gets nothing until its own policy allows it. Ingress to the app:
+        Ingress to the app:
         TCP 8080 from this instance's fortio pods (a podSelector, because whether ipBlock
         matches pod IPs is CNI-specific) and from ingress_cidrs (clients through the
         LoadBalancer/NodePort arrive SNATed from node IPs, the API server's pod proxy used by
@@ -391,12 +367,6 @@ class ArticleApp(pulumi.ComponentResource):
         if not s.network_policy:
             return []
         child = pulumi.ResourceOptions(parent=self)
-        default_deny = k8s.networking.v1.NetworkPolicy(
-            f"{name}-default-deny",
-            metadata={"name": "default-deny", "namespace": ns, "labels": object_labels},
-            spec={"pod_selector": {}, "policy_types": ["Ingress", "Egress"]},
-            opts=child,
-        )
         sources: list[dict[str, Any]] = [
             {
                 "pod_selector": {
@@ -435,7 +405,7 @@ class ArticleApp(pulumi.ComponentResource):
             },
             opts=child,
         )
-        return [default_deny, allow_http]
+        return [allow_http]
 
 
 def _mount_state_store(

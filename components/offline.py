@@ -68,6 +68,9 @@ class RecordedResource:
     retain_on_delete: bool = False
     delete_before_replace: bool = False  # the resource option, as the engine receives it
     replace_on_changes: tuple[str, ...] = ()
+    # URNs this resource had before (its `aliases` option and those inherited from its parent's),
+    # as the engine computes them: the step is planned against the state found under any of them.
+    aliases: tuple[str, ...] = ()
 
     @property
     def parent_name(self) -> str:
@@ -130,10 +133,44 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self._recorder = mocks
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN as the engine makes it: the parent's whole type chain, not only its own type
+        (MockMonitor keeps only the last link), so moving a component moves its children too.
+        The stack itself is left out, as the engine leaves it out."""
+        parent_type = parent.split("::")[2] if parent else ""
+        if parent_type and parent_type != "pulumi:pulumi:Stack":
+            type_ = parent_type + "$" + type_
+        return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_, name])
+
+    def _alias_urns(self, request: Any) -> tuple[str, ...]:
+        """The engine's alias URNs for a registration: each alias spec with the resource's own
+        name, type and parent filling what it leaves out, plus one per alias of the parent (a
+        moved component's children keep their identity without aliases of their own)."""
+        parent_aliases = self._recorder.aliases_of.get(request.parent, ())
+        urns: list[str] = []
+        for alias in request.aliases:
+            if alias.urn:
+                urns.append(alias.urn)
+                continue
+            spec = alias.spec
+            name, type_ = spec.name or request.name, spec.type or request.type
+            if spec.noParent:
+                parents = [""]
+            elif spec.parentUrn:
+                parents = [spec.parentUrn]
+            else:
+                parents = [request.parent, *parent_aliases]
+            urns += [self.make_urn(p, type_, name) for p in parents]
+        urns += [self.make_urn(p, request.type, request.name) for p in parent_aliases]
+        return tuple(dict.fromkeys(urns))
+
     def RegisterResource(self, request):  # the gRPC method's name
         pending = self._recorder.pending
         pending.request = request
         pending.urn = self.make_urn(request.parent, request.type, request.name)
+        pending.aliases = self._alias_urns(request)
+        with self._recorder.lock:
+            self._recorder.aliases_of[pending.urn] = pending.aliases
         try:
             return super().RegisterResource(request)
         finally:
@@ -145,7 +182,8 @@ class _RecordingMocks(pulumi.runtime.Mocks):
         self.fake_outputs = fake_outputs
         self.recorded: list[RecordedResource] = []
         self.pending = threading.local()  # the registration being handled on this thread
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
+        self.aliases_of: dict[str, tuple[str, ...]] = {}  # URN -> its alias URNs
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         request = getattr(self.pending, "request", None)
@@ -161,8 +199,9 @@ class _RecordingMocks(pulumi.runtime.Mocks):
             retain_on_delete=bool(request.retainOnDelete) if request is not None else False,
             delete_before_replace=request is not None and bool(request.deleteBeforeReplace),
             replace_on_changes=tuple(request.replaceOnChanges) if request is not None else (),
+            aliases=self.pending.aliases if request is not None else (),
         )
-        with self._lock:
+        with self.lock:
             self.recorded.append(rec)
         outputs = dict(args.inputs)
         if self.fake_outputs is not None:

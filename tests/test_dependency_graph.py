@@ -27,7 +27,7 @@ READS = {
     "verification-verify": {"resources": ("loadgen-job", "verification-snapshot")},
     # The pods need their image on the node, their Secret and their namespace's rules.
     "app-deployment": {
-        "resources": ("image-load", "state-store-secret", "app-namespace", "app-default-deny")
+        "resources": ("image-load", "state-store-secret", "namespace", "default-deny")
     },
     "image-load": {"resources": ("image",)},
 }
@@ -99,4 +99,3 @@ def test_the_table_names_what_the_program_has(run: offline.ProgramRun):
     for reader, reads in READS.items():
         assert reader in names
         assert set(reads.get("resources", ())) | set(reads.get("components", ())) <= names
-

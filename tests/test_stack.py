@@ -156,8 +156,13 @@ def test_every_resource_belongs_to_a_component_and_uses_the_explicit_provider(de
     assert provider.inputs.get("enableServerSideApply") == "true"  # provider config: strings
     assert "context" not in provider.inputs  # "" = the kubeconfig's current context
     for rec in dev_run.resources:
-        if rec.type.startswith(OUR_TYPES) or rec.type.startswith("pulumi:providers:"):
+        if rec.type.startswith("pulumi:providers:"):
             assert rec.parent_type == "pulumi:pulumi:Stack", rec.name
+            continue
+        if rec.type.startswith(OUR_TYPES):  # at the top, or one of ours inside another
+            assert rec.parent_type == "pulumi:pulumi:Stack" or rec.parent_type.startswith(
+                OUR_TYPES
+            ), rec.name
             continue
         assert rec.parent_type.startswith(OUR_TYPES), f"{rec.type} {rec.name} has no component"
         if rec.type.startswith("kubernetes:"):

@@ -359,8 +359,10 @@ class Deployer:
         those under way finish, then it is raised (as the engine does).
         """
         evaluate: Evaluate = program if callable(program) else (lambda _s, _n: program)
-        previous = previous or {}
         run = evaluate(self.stdout, self.names)
+        previous, moved = self._follow_aliases(run, previous or {})
+        if moved:  # the moved commands' stdout and objects' names now reach the program
+            run = evaluate(self.stdout, self.names)
         done: set[str] = set()
         acted: list[str] = []
         leftovers: list[dict[str, Any]] = []  # old objects of create-first replacements
@@ -400,6 +402,24 @@ class Deployer:
         for obj in [*reversed(leftovers), *(self.applied.pop(u) for u in gone)]:
             self._delete(obj)
         return run, acted
+
+    def _follow_aliases(
+        self, run: offline.ProgramRun, previous: Mapping[str, offline.RecordedResource]
+    ) -> tuple[dict[str, offline.RecordedResource], bool]:
+        """As the engine does with `aliases`: a resource declared under a new URN whose alias
+        names one in the state takes that state over (an update, not a create and a delete)."""
+        moved = {
+            alias: rec.urn
+            for rec in _custom(run)
+            if rec.urn not in previous
+            for alias in rec.aliases
+            if alias in previous
+        }
+        for table in (self.applied, self.stdout, self.names):
+            rekeyed = {moved.get(urn, urn): value for urn, value in table.items()}
+            table.clear()
+            table.update(rekeyed)
+        return {moved.get(urn, urn): rec for urn, rec in previous.items()}, bool(moved)
 
     def _startable(
         self,

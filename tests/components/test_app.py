@@ -56,30 +56,17 @@ def test_declares_every_object_once_all_parented_to_the_component(run_app):
     run = run_app()
     component = [r for r in run.resources if r.type == TYPE_TOKEN]
     assert len(component) == 1 and component[0].name == "app"
-    children = [r for r in run.resources if r.type != TYPE_TOKEN]
+    children = [r for r in run.resources if r.parent_type == TYPE_TOKEN]
     assert sorted(r.inputs["kind"] for r in children) == [
         "Deployment",
         "HorizontalPodAutoscaler",
-        "Namespace",
-        "NetworkPolicy",
         "NetworkPolicy",
         "PodDisruptionBudget",
         "Service",
     ]
     for r in children:
-        assert (r.parent_type, r.parent_name) == (TYPE_TOKEN, "app"), r.name
-        if r.inputs["kind"] != "Namespace":
-            assert r.inputs["metadata"]["namespace"] == "selfheal-lb-dev", r.name
-
-
-def test_namespace_is_named_and_enforces_pod_security_restricted(run_app):
-    ns = run_app(namespace="selfheal-lb-ci").one("Namespace")
-    meta = ns.inputs["metadata"]
-    assert meta["name"] == "selfheal-lb-ci"
-    for mode in ("enforce", "audit", "warn"):
-        assert meta["labels"][f"pod-security.kubernetes.io/{mode}"] == "restricted"
-        assert meta["labels"][f"pod-security.kubernetes.io/{mode}-version"]
-    assert meta["labels"]["pod-security.kubernetes.io/enforce-version"] == "v1.30"
+        assert r.parent_name == "app", r.name
+        assert r.inputs["metadata"]["namespace"] == "selfheal-lb-dev", r.name
 
 
 # --- Deployment --------------------------------------------------------------------------
@@ -372,13 +359,6 @@ def test_pdb_limits_voluntary_disruptions_of_the_app_pods(run_app):
 # --- NetworkPolicies ------------------------------------------------------------------------
 
 
-def test_namespace_default_denies_everything(run_app):
-    run = run_app()
-    [deny] = [p for p in run.kind("NetworkPolicy") if not p.inputs["spec"]["podSelector"]]
-    assert deny.inputs["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    assert not deny.inputs["spec"].get("ingress") and not deny.inputs["spec"].get("egress")
-
-
 def test_app_admits_only_fortio_and_the_allowed_cidrs_on_8080_and_sends_nothing(run_app):
     run = run_app(settings={"ingress_cidrs": ["10.0.0.0/8", "192.168.49.0/24"]})
     [allow] = [p for p in run.kind("NetworkPolicy") if p.inputs["spec"]["podSelector"]]
@@ -428,7 +408,7 @@ def test_a_wide_cidr_without_the_pod_range_is_warned_about_in_one_line(run_app):
 
 def test_pods_start_only_after_their_network_policies_exist(run_app):
     deps = run_app().options["app-deployment"]["depends_on"]
-    assert deps == ["app-allow-http", "app-default-deny"]
+    assert deps == ["app-allow-http", "default-deny"]
 
 
 def test_network_policy_off_declares_none(run_app):

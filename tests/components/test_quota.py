@@ -12,16 +12,9 @@ import pulumi
 import pytest
 
 from components import offline
-from components.quota import (
-    PodShape,
-    check_fits,
-    cpu_text,
-    memory_text,
-    namespace_need,
-    quota_hard,
-    single_pod_shape,
-)
+from components.quota import PodShape, cpu_text, memory_text, quota_hard
 from components.settings import ConfigError, Resources, Settings, load_settings
+from components.sizing import check_fits, namespace_need, single_pod_shape
 
 PROJECT = "selfheal-lb"
 MI = 2**20
@@ -34,9 +27,7 @@ def config(**overrides: Any) -> dict[str, Any]:
 def settings(**overrides: Any) -> Settings:
     values = offline._as_config_strings(config(**overrides))
     pulumi.runtime.set_all_config(values, secret_keys=[])
-    return load_settings(
-        pulumi.Config(PROJECT), project=PROJECT, stack="dev", app_dir=Path("app")
-    )
+    return load_settings(pulumi.Config(PROJECT), project=PROJECT, stack="dev", app_dir=Path("app"))
 
 
 def test_dev_stack_quota_is_the_worst_moment_written_out():
@@ -156,9 +147,10 @@ def test_limit_range_cap_follows_the_largest_container():
 
 def test_the_quota_is_an_output():
     run = offline.run_program(config(), stack="dev")
-    assert run.outputs["namespaceQuota"] == run.one("kubernetes:core/v1:ResourceQuota").inputs[
-        "spec"
-    ]["hard"]
+    assert (
+        run.outputs["namespaceQuota"]
+        == run.one("kubernetes:core/v1:ResourceQuota").inputs["spec"]["hard"]
+    )
 
 
 def test_quota_off_declares_neither():

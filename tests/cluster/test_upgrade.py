@@ -1,0 +1,108 @@
+"""Upgrading a deployed stack to this code replaces nothing: the program of the last commit
+before the namespace moved into its own component is evaluated (in a process of its own) and
+every resource it declared is matched with this program's by URN or alias, then given the
+engine's step. And make e2e's executor follows aliases as the engine does."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from inline_program import run_inline
+
+from cluster.e2e import stack, upgrade
+from components import offline
+
+# The last commit before StackNamespace: the namespace and default-deny under ArticleApp,
+# the quota a top-level component.
+BEFORE_THE_MOVE = "5589e4c"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _base_available() -> str:
+    proc = subprocess.run(
+        ["git", "-C", str(ROOT), "cat-file", "-e", f"{BEFORE_THE_MOVE}^{{commit}}"],
+        capture_output=True,
+        check=False,
+    )
+    return "" if proc.returncode == 0 else f"commit {BEFORE_THE_MOVE} is not in this clone"
+
+
+@pytest.mark.parametrize(
+    ("stack_name", "overrides"),
+    [("dev", {}), ("local", {}), ("kind", {}), ("dev", {"quotaEnabled": False})],
+)
+def test_upgrading_from_before_the_move_creates_replaces_and_deletes_nothing(
+    stack_name: str, overrides: dict[str, object]
+):
+    missing = _base_available()
+    if missing:
+        pytest.skip(missing)
+    old = upgrade.record_commit(BEFORE_THE_MOVE, stack_name, overrides=overrides)
+    config = {
+        **offline.stack_config(stack_name),
+        **{f"selfheal-lb:{k}": v for k, v in overrides.items()},
+    }
+    new = offline.run_program(config, stack=stack_name).resources
+    steps = upgrade.plan_upgrade(old, new)
+    changed = [(s.step, s.name) for s in steps if s.step in ("create", "replace", "delete")]
+    assert changed == []
+    moved = {s.name for s in steps if s.moved}
+    assert {"namespace", "default-deny"} <= moved
+    assert all(s.step == "same" for s in steps if s.moved)  # not even an update
+
+
+def test_without_the_alias_the_namespace_would_be_deleted_and_created_again():
+    """The check can fail: an old namespace matched by nothing is a delete (of everything in it)."""
+    old = [
+        offline.RecordedResource(
+            type="kubernetes:core/v1:Namespace",
+            name="app-namespace",
+            inputs={"metadata": {"name": "ns"}},
+            custom=True,
+            parent_urn="",
+            urn="urn:pulumi:dev::p::selfheal-lb:app:ArticleApp$kubernetes:core/v1:Namespace::app-namespace",
+        )
+    ]
+    new = [
+        offline.RecordedResource(
+            type="kubernetes:core/v1:Namespace",
+            name="namespace",
+            inputs={"metadata": {"name": "ns"}},
+            custom=True,
+            parent_urn="",
+            urn="urn:pulumi:dev::p::selfheal-lb:namespace:StackNamespace$kubernetes:core/v1:Namespace::namespace",
+        )
+    ]
+    steps = [(s.step, s.name) for s in upgrade.plan_upgrade(old, new)]
+    assert steps == [("create", "namespace"), ("delete", "app-namespace")]
+
+
+def test_the_executor_takes_over_the_state_of_an_aliased_command(tmp_path: Path):
+    """A command moved under a new name with an alias is the same resource: not run again."""
+    before = run_inline(
+        tmp_path,
+        """
+        from pulumi_command import local
+        local.Command("old-name", create="echo once")
+        """,
+    )
+    after = run_inline(
+        tmp_path,
+        """
+        import pulumi
+        from pulumi_command import local
+        local.Command("new-name", create="echo once",
+                      opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name="old-name")]))
+        """,
+    )
+    d = stack.Deployer(
+        kubectl="kubectl", kubeconfig="/nonexistent", context="x", log=lambda _: None
+    )
+    d.up(before)
+    new = after.named("new-name")
+    assert before.named("old-name").urn in new.aliases
+    previous = {r.urn: r for r in before.resources}
+    assert d.up(after, previous=previous)[1] == []  # nothing run, nothing deleted
+    assert d.stdout == {new.urn: "once"}
