@@ -25,12 +25,13 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cluster.e2e import checks, rollout, unreachable
+from cluster.e2e import checks, rollout, unreachable, upgrade
 from cluster.e2e.stack import (
     PROJECT_DIR,
     Deployer,
@@ -45,7 +46,13 @@ from components.metrics_api import MetricsApiState
 from components.metrics_api import probe as probe_metrics_api
 from components.settings import ConfigError
 
-FAILURES = (DeployError, checks.CheckFailed, subprocess.CalledProcessError, ConfigError)
+FAILURES = (
+    DeployError,
+    checks.CheckFailed,
+    subprocess.CalledProcessError,
+    ConfigError,
+    upgrade.UpgradeUnavailable,
+)
 # The Redis and sticky steps check counts and who served whom, not CPU under load (the first
 # deploy does): the same 3 x 100 connections x 1000 requests, unpaced, which also presses the
 # shared counter harder, and saves about 50 s per step.
@@ -242,6 +249,37 @@ class EndToEnd:
         checks.require(not gone.applied, "the stack's state is not empty after destroy")
         return f"{len(dropped)} objects dropped from the state; the stack is empty"
 
+    # --- issue 21: an upgrade from an older commit replaces nothing ------------------------
+    def upgrade_from(self, ref: str) -> str:
+        """The program of commit `ref` deployed (its own image, commands and load), then this
+        checkout's `up` over it: the objects that moved into other components keep their live
+        identity (aliases), and nothing is replaced that the engine's plan does not replace."""
+        with tempfile.TemporaryDirectory(prefix="selfheal-lb-base-") as tmp:
+            tree = Path(tmp)
+            upgrade.export_tree(ref, tree)
+            run_script("docker-base.sh", "--wheels", str(tree / "app" / "requirements.txt"))
+            self.metrics_api = probe_metrics_api(self.d.context, self.d.kubeconfig)
+            older = upgrade.CommitProgram(tree, self.stack, self.metrics_api)
+            self.d.project_dir = tree
+            try:
+                say(f"e2e: deploying commit {ref}:")
+                self.run, _ = self.d.up(older)
+            finally:
+                self.d.project_dir = PROJECT_DIR
+        before = upgrade.live_uids(self.d)
+        self.base_image()  # this checkout's requirements again
+        newer = evaluator(self.stack, self.metrics_api)(self.d.stdout, self.d.names)
+        steps = upgrade.plan_upgrade(self.run.resources, newer.resources)
+        old_urns = set(self.d.applied)
+        say("e2e: upgrading to this checkout:")
+        report, acted = self.deploy()
+        moved = {a: r.urn for r in self.run.resources for a in r.aliases if a in old_urns}
+        detail = upgrade.kept_identity(steps, before, upgrade.live_uids(self.d), moved)
+        self.results["upgrade"] = {"from": ref, "acted": acted, "report": report}
+        assert self.run is not None
+        checks.report_is_balanced(report, int(self.run.outputs["appReplicas"]))
+        return f"from {ref}: {detail}; acted on {', '.join(acted) or 'nothing'}"
+
     def teardown(self) -> str:
         t0 = time.monotonic()
         self.d.destroy()
@@ -278,6 +316,10 @@ class EndToEnd:
         say(f"e2e: diagnostics in {path}")
 
 
+class _Done(Exception):
+    """The steps asked for (--upgrade-from) are done: on to the teardown."""
+
+
 def _is_warning(line: str) -> bool:
     """A JSON log line (app/articles/logs.py) at warning level or above."""
     return any(f'"level": "{lvl}"' in line for lvl in ("warning", "error", "critical"))
@@ -294,6 +336,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave the stack deployed when a step fails (to look at it)",
     )
+    parser.add_argument(
+        "--upgrade-from",
+        metavar="REF",
+        help="instead of the steps: deploy commit REF, upgrade it to this checkout, check that "
+        "nothing lost its identity, tear down",
+    )
     args = parser.parse_args(argv)
     if not KUBECONFIG.exists() or not KUBECTL.exists():
         say("e2e: no local cluster: run 'make cluster' first")
@@ -307,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         e2e.timed("idle cluster", e2e.idle_usage)
         e2e.timed("base image", e2e.base_image)
+        if args.upgrade_from:
+            e2e.timed("upgrade", lambda: e2e.upgrade_from(args.upgrade_from))
+            raise _Done
         e2e.first_deploy()
         e2e.timed("unchanged redeploy", e2e.unchanged_redeploy)
         e2e.timed("dashboard-only change", e2e.dashboard_only_change)
@@ -317,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         e2e.timed("shared state (Redis)", e2e.shared_state)
         e2e.timed("sticky sessions", e2e.sticky_sessions)
         e2e.timed("destroy with the cluster gone", e2e.destroy_with_the_cluster_gone)
+    except _Done:
+        pass
     except FAILURES as err:
         say(f"e2e: FAILED: {err}")
         e2e.results["failure"] = str(err)

@@ -152,6 +152,9 @@ class Deployer:
     stdout: dict[str, str] = field(default_factory=dict)  # URN -> a command's real stdout
     names: dict[str, str] = field(default_factory=dict)  # URN -> an auto-named object's name
     applied: dict[str, dict[str, Any]] = field(default_factory=dict)  # URN -> object, in order
+    # Where commands run and images build: this checkout, or an older commit's tree while its
+    # program is deployed (cluster/e2e/upgrade.py).
+    project_dir: Path = PROJECT_DIR
     _objects: Objects | None = field(default=None, init=False, repr=False)
 
     # --- kubectl ---------------------------------------------------------------------------
@@ -234,7 +237,7 @@ class Deployer:
         script = self._substitute(str(inputs["create"]))
         stdin = self._substitute(str(inputs["stdin"])) if inputs.get("stdin") else None
         env = {**self.env(), **{k: str(v) for k, v in (inputs.get("environment") or {}).items()}}
-        cwd = PROJECT_DIR / inputs["dir"] if inputs.get("dir") else PROJECT_DIR
+        cwd = self.project_dir / inputs["dir"] if inputs.get("dir") else self.project_dir
         try:
             proc = subprocess.run(
                 ["/bin/sh", "-c", script],
@@ -262,7 +265,7 @@ class Deployer:
             cmd += ["--build-arg", f"{key}={value}"]
         cmd.append(build.get("context", "."))
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, cwd=PROJECT_DIR, timeout=self.timeout
+            cmd, capture_output=True, text=True, cwd=self.project_dir, timeout=self.timeout
         )
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]

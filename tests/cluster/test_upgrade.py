@@ -40,11 +40,7 @@ def test_upgrading_from_before_the_move_creates_replaces_and_deletes_nothing(
     if missing:
         pytest.skip(missing)
     old = upgrade.record_commit(BEFORE_THE_MOVE, stack_name, overrides=overrides)
-    config = {
-        **offline.stack_config(stack_name),
-        **{f"selfheal-lb:{k}": v for k, v in overrides.items()},
-    }
-    new = offline.run_program(config, stack=stack_name).resources
+    new = stack.evaluate(stack_name, **overrides).resources  # the same stand-in outputs
     steps = upgrade.plan_upgrade(old, new)
     changed = [(s.step, s.name) for s in steps if s.step in ("create", "replace", "delete")]
     assert changed == []
@@ -106,3 +102,24 @@ def test_the_executor_takes_over_the_state_of_an_aliased_command(tmp_path: Path)
     previous = {r.urn: r for r in before.resources}
     assert d.up(after, previous=previous)[1] == []  # nothing run, nothing deleted
     assert d.stdout == {new.urn: "once"}
+
+
+def test_the_e2e_check_names_what_lost_its_identity():
+    ns_old, ns_new = "urn:a$Namespace::app-namespace", "urn:b$Namespace::namespace"
+    job = "urn:a$Job::loadgen-job"
+    steps = [
+        upgrade.Step("namespace", "kubernetes:core/v1:Namespace", "same", True),
+        upgrade.Step("loadgen-job", "kubernetes:batch/v1:Job", "replace", False),
+    ]
+    before = {ns_old: "uid-1", job: "uid-2"}
+    kept = upgrade.kept_identity(steps, before, {ns_new: "uid-1", job: "uid-3"}, {ns_old: ns_new})
+    assert kept.startswith("1 of 2 objects kept their UID (moved by alias: namespace)")
+    assert "replaced as planned: loadgen-job" in kept
+    with pytest.raises(upgrade.CheckFailed, match="deleted and created again: app-namespace"):
+        upgrade.kept_identity(steps, before, {ns_new: "uid-9", job: "uid-3"}, {ns_old: ns_new})
+    deleting = [
+        *steps,
+        upgrade.Step("app-namespace", "kubernetes:core/v1:Namespace", "delete", False),
+    ]
+    with pytest.raises(upgrade.CheckFailed, match="would delete app-namespace"):
+        upgrade.kept_identity(deleting, before, {ns_new: "uid-1"}, {ns_old: ns_new})
