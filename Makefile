@@ -135,5 +135,7 @@ cluster: venv ## start the local one-node Kubernetes cluster (metrics-server, lo
 cluster-down: ## stop the local cluster and remove its state (binaries and images stay cached)
 	./cluster/down.sh
 
+# UPGRADE_FROM=<commit>: instead, deploy that commit and upgrade it to this checkout (nothing may
+# lose its identity: cluster/e2e/upgrade.py).
 e2e: venv tools cluster ## the stack on the local cluster for real: deploy, verify, policies, drill, teardown
-	$(PY) -m cluster.e2e --stack local
+	$(PY) -m cluster.e2e --stack local $(if $(UPGRADE_FROM),--upgrade-from $(UPGRADE_FROM))
