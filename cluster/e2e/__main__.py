@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -257,6 +258,13 @@ class EndToEnd:
         with tempfile.TemporaryDirectory(prefix="selfheal-lb-base-") as tmp:
             tree = Path(tmp)
             upgrade.export_tree(ref, tree)
+            # The older program, with this checkout's cluster tooling (the cluster is this
+            # checkout's: its image loader knows every node).
+            for script in [
+                *(PROJECT_DIR / "cluster").glob("*.sh"),
+                PROJECT_DIR / "cluster" / "versions.env",
+            ]:
+                shutil.copy2(script, tree / "cluster" / script.name)
             run_script("docker-base.sh", "--wheels", str(tree / "app" / "requirements.txt"))
             self.metrics_api = probe_metrics_api(self.d.context, self.d.kubeconfig)
             older = upgrade.CommitProgram(tree, self.stack, self.metrics_api)
