@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The app's `make bench` figures for two checkouts, interleaved in one run on this machine:
 #   app/bench/side_by_side.sh OLD_CHECKOUT NEW_CHECKOUT [ROUNDS]
-# Each round runs OLD's then NEW's scripts/bench.sh (each with its own app/ and the shared
-# venv), so a busy spell on the machine hits both alike. Prints every run's rows (production =
+# Each round runs both checkouts' scripts/bench.sh (each with its own app/ and the shared venv),
+# OLD first in odd rounds and NEW first in even ones, so a busy spell on the machine or one
+# run's aftermath hits both alike. Prints every run's rows (production =
 # no store, redis = with the Redis store, baseline) and each checkout's median per row.
 # Knobs as scripts/bench.sh (BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_PATH).
 set -euo pipefail
@@ -16,7 +17,8 @@ done
 rows="$(mktemp)"
 trap 'rm -f "$rows"' EXIT
 for round in $(seq 1 "$rounds"); do
-  for side in old new; do
+  order="old new"; [ $((round % 2)) -eq 0 ] && order="new old"
+  for side in $order; do
     tree="$old"; [ "$side" = new ] && tree="$new"
     echo "== round $round/$rounds: $side ($tree), load average $(cut -d' ' -f1 /proc/loadavg)"
     out="$(cd "$tree" && PY="${PY:-venv/bin/python}" ./scripts/bench.sh 2>&1)" || {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from appsettings import make_settings
 from articles.content import load_articles
 
 ARTICLES = load_articles()
@@ -173,3 +174,39 @@ def test_metrics_are_not_an_app_route(client) -> None:
     response = client.get("/metrics")
     assert response.status_code == 404
     assert b"articles_http_requests_total" not in response.data
+
+
+class BrokenStore:
+    """A store with a bug (not an outage, which the Redis store reports as unavailable)."""
+
+    kind, shared, sessions = "redis", True, True
+
+    async def visit(self, article_id: int, session_id: str | None, *, count: bool) -> None:
+        raise RuntimeError("a bug in the store")
+
+    async def stored_views(self) -> None:
+        return None
+
+    async def open(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_an_unexpected_error_is_a_500_page_logged_and_counted(caplog, capfd) -> None:
+    from articles import create_app
+    from articles.lifecycle import DrainFlag
+    from asgiclient import Client
+
+    with Client(create_app(make_settings(), store=BrokenStore(), drain=DrainFlag())) as c:
+        capfd.readouterr()
+        response = c.get("/article/1")
+        assert c.get("/").status_code == 200, "the next request is served as usual"
+        metrics = c.metrics()
+    assert response.status_code == 500
+    assert "500 · Internal Server Error" in response.text
+    assert response.headers["X-Served-By"] == "pod-under-test"
+    assert "a bug in the store" in caplog.text and "GET /article/1" in caplog.text
+    assert '"status": 500' in capfd.readouterr().out
+    assert 'route="/article/<int:article_id>",status="500"} 1.0' in metrics
