@@ -34,7 +34,7 @@ for name in production redis baseline; do
   line=""
   for side in old new; do
     med() { awk -v s="$side" -v n="$name" -v c="$1" '$1 == s && $3 == n {print $c}' "$rows" \
-      | sort -g | awk '{v[NR] = $1} END { if (NR) print v[int((NR + 1) / 2)] }'; }
+      | sort -g | awk '{v[NR] = $1} END { if (NR) print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'; }
     line="$line $(med 4) $(med 5) $(med 6)"
   done
   # shellcheck disable=SC2086
