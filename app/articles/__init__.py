@@ -1,4 +1,4 @@
-"""The article service: a Flask app factory (``articles:create_app``).
+"""The article service: an ASGI app factory (``articles:create_app``, in app.py).
 
 The factory is imported lazily: ``python -m articles`` must point prometheus-client at its
 multiprocess directory before anything imports prometheus_client.
@@ -6,16 +6,15 @@ multiprocess directory before anything imports prometheus_client.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flask import Flask
+    from .app import ArticlesApp
 
 __all__ = ["create_app"]
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    from .factory import create_app as _create_app
+def create_app(*args: Any, **kwargs: Any) -> ArticlesApp:
+    from .app import create_app as _create_app
 
-    return _create_app(test_config)
+    return _create_app(*args, **kwargs)

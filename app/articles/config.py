@@ -41,7 +41,6 @@ class Settings:
     host: str
     port: int
     workers: int
-    threads: int
     drain_seconds: int
     graceful_timeout: int
     # The shared state store (Redis): "" = none, counters per pod and no sessions.
@@ -71,9 +70,6 @@ class Settings:
             host=env.get("HOST", "").strip() or "0.0.0.0",
             port=port,
             workers=_int(env, "WEB_CONCURRENCY", 2, 1, 64),
-            # Threads per worker for the routes Flask serves (probes, errors); the
-            # article pages are answered on the worker's event loop (asgi.py) and need none.
-            threads=_int(env, "THREADS", 4, 1, 64),
             drain_seconds=drain,
             graceful_timeout=graceful,
             store_url=store_url,

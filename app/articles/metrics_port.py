@@ -6,17 +6,23 @@ is in no Service; Prometheus and the verification (through the API server's pod 
 by pod IP, and the stack's NetworkPolicy admits only them.
 
 The main process answers from the workers' multiprocess files (every worker's totals, dead
-workers' counters included) plus the store's figures, read at scrape time. It imports
-prometheus_client only once the server has set PROMETHEUS_MULTIPROC_DIR (server.py).
+workers' counters included) plus the store's figures, read at scrape time through the same
+store class the workers use, on an event loop of its own. It imports prometheus_client only
+once the server has set PROMETHEUS_MULTIPROC_DIR (server.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
 from .config import Settings
+
+if TYPE_CHECKING:
+    from .store import Store
 
 METRICS_PATH = "/metrics"
 
@@ -36,6 +42,25 @@ class _WorkerFiles:
         return multiprocess.MultiProcessCollector(None, path=self.path).collect()
 
 
+class _StoreReader:
+    """The store's figures from a scrape's thread: its calls run on a loop thread of their own,
+    bounded by the store's timeout (the Redis client stays connected between scrapes)."""
+
+    def __init__(self, store: Store, bound_seconds: float) -> None:
+        self.store = store
+        self.bound = bound_seconds
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="metrics-store", daemon=True).start()
+
+    def __call__(self) -> dict[int, int] | None:
+        future = asyncio.run_coroutine_threadsafe(self.store.stored_views(), self.loop)
+        try:
+            return future.result(timeout=self.bound)
+        except TimeoutError:
+            future.cancel()
+            return None
+
+
 def _only_metrics_path(app: Callable[..., Any]) -> Callable[..., Any]:
     """404 for every path but /metrics: the port answers one question."""
 
@@ -52,14 +77,13 @@ def start(settings: Settings, multiproc_dir: str) -> WSGIServer | None:
     """Serve /metrics on settings.metrics_port (0 = not at all) in a daemon thread."""
     if settings.metrics_port == 0:
         return None
-    import threading
     from wsgiref.simple_server import make_server
 
     from prometheus_client import CollectorRegistry, make_wsgi_app
     from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
+    from .app import make_store
     from .content import load_articles
-    from .factory import make_store
     from .observability import StoreCollector
 
     registry = CollectorRegistry(auto_describe=False)
@@ -67,7 +91,8 @@ def start(settings: Settings, multiproc_dir: str) -> WSGIServer | None:
     # The main process's own store client (Redis: connects on the first scrape, bounded by
     # REDIS_TIMEOUT_MS); the per-pod counters are shared memory made before the fork.
     store = make_store(settings, load_articles())
-    registry.register(StoreCollector(store, settings.pod_name))  # type: ignore[arg-type]
+    read = _StoreReader(store, 2 * settings.store_timeout_ms / 1000 + 0.5)
+    registry.register(StoreCollector(read, store.kind, settings.pod_name))  # type: ignore[arg-type]
     try:
         httpd = make_server(
             settings.host,

@@ -1,7 +1,5 @@
-"""Per-request metrics, the JSON access log and X-Served-By, as one WSGI middleware.
-
-Wrapping Flask's wsgi_app (rather than using before/after_request hooks) means every
-response is covered: 404s from routing, 405s, even a 500 from an unhandled error.
+"""The app's metrics (prometheus-client, multiprocess across the server's workers) and its
+JSON line per request. app.py applies both to every response, whatever the route.
 """
 
 from __future__ import annotations
@@ -9,10 +7,9 @@ from __future__ import annotations
 import glob
 import json
 import os
-import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -23,13 +20,6 @@ from prometheus_client import (
     multiprocess,
 )
 
-from .lifecycle import DrainFlag
-
-if TYPE_CHECKING:
-    from .store import Store
-
-# The environ key where the Flask layer records the matched URL rule for the label.
-ROUTE_KEY = "articles.route"
 UNMATCHED = "<unmatched>"
 # Methods outside this set share one label value so clients cannot blow up cardinality.
 KNOWN_METHODS = frozenset(
@@ -39,12 +29,8 @@ OTHER_METHOD = "<other>"
 MAX_LOGGED_PATH = 2048
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+# The store's figures, read at scrape time: article -> views, or None if unreachable.
+StoredViews = Callable[[], dict[int, int] | None]
 
 
 class StoreCollector:
@@ -54,20 +40,21 @@ class StoreCollector:
     consistency check compares it with fortio's count), without it this pod's counter.
     """
 
-    def __init__(self, store: Store, pod: str) -> None:
-        self.store = store
+    def __init__(self, read: StoredViews, kind: str, pod: str) -> None:
+        self.read = read
+        self.kind = kind
         self.pod = pod
 
     def collect(self) -> Iterable[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        stored = self.store.stored_views()
+        stored = self.read()
         up = GaugeMetricFamily(
             "articles_state_store_up",
             "1 when the state store answered this scrape, else 0.",
             labels=["pod", "store"],
         )
-        up.add_metric([self.pod, self.store.kind], 0.0 if stored is None else 1.0)
+        up.add_metric([self.pod, self.kind], 0.0 if stored is None else 1.0)
         yield up
         views = GaugeMetricFamily(
             "articles_views_stored",
@@ -75,7 +62,7 @@ class StoreCollector:
             labels=["pod", "store", "article"],
         )
         for article_id, value in sorted((stored or {}).items()):
-            views.add_metric([self.pod, self.store.kind, str(article_id)], float(value))
+            views.add_metric([self.pod, self.kind, str(article_id)], float(value))
         yield views
 
 
@@ -116,11 +103,6 @@ class Metrics:
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[str, Any] = {}
         self._views: dict[tuple[int, str], Any] = {}
-        self._store_registry: CollectorRegistry | None = None
-
-    def attach_store(self, store: Store) -> None:
-        self._store_registry = CollectorRegistry()
-        self._store_registry.register(StoreCollector(store, self.pod))
 
     def view(self, article_id: int, outcome: str) -> None:
         key = (article_id, outcome)
@@ -143,16 +125,8 @@ class Metrics:
         hist.observe(seconds)
 
     def exposition(self) -> bytes:
-        store = b"" if self._store_registry is None else generate_latest(self._store_registry)
-        path = multiprocess_dir()
-        if path is None:
-            return generate_latest(self.registry) + store
-        # Several worker processes: merge every worker's files, dead ones included,
-        # so the pod's totals do not depend on which worker answers the scrape.
-        prune_dead_workers(path)
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=path)
-        return generate_latest(registry) + store
+        """This process's figures (the server's metrics port merges every worker's files)."""
+        return generate_latest(self.registry)
 
 
 def _alive(pid: int) -> bool:
@@ -194,43 +168,3 @@ def log_request(pod: str, method: str, path: str, status: int, duration_ms: floa
         "duration_ms": round(duration_ms, 3),
     }
     write_line(json.dumps(record, ensure_ascii=True).encode() + b"\n")
-
-
-class ObservabilityMiddleware:
-    def __init__(self, app: WSGIApp, metrics: Metrics, pod: str, drain: DrainFlag) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.served_by = ("X-Served-By", pod)
-        self.pod = pod
-        self.drain = drain
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        start = time.perf_counter()
-        status_holder = [500]
-        served_by = self.served_by
-        drain = self.drain
-
-        def _start_response(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
-            status_holder[0] = int(status[:3])
-            headers.append(served_by)
-            if drain.is_set():
-                # Kept-alive clients (kube-proxy keeps their connections on this pod) are
-                # told to reconnect, so they land on a pod that is not going away.
-                headers.append(("Connection", "close"))
-            return start_response(status, headers, *exc)
-
-        self.metrics.in_flight.inc()
-        try:
-            return self.app(environ, _start_response)
-        finally:
-            self.metrics.in_flight.dec()
-            elapsed = time.perf_counter() - start
-            method = environ.get("REQUEST_METHOD", "")
-            status = status_holder[0]
-            self.metrics.observe(
-                environ.get(ROUTE_KEY, UNMATCHED),
-                method if method in KNOWN_METHODS else OTHER_METHOD,
-                status,
-                elapsed,
-            )
-            log_request(self.pod, method, environ.get("PATH_INFO", ""), status, elapsed * 1000)

@@ -1,4 +1,5 @@
-"""Production server: granian (Rust HTTP/1.1, ASGI in worker processes, asgi.py) with a drain.
+"""Production server: granian (Rust HTTP/1.1, the ASGI app of app.py in worker processes) with a
+drain.
 
 Chosen by measurement (app/README.md): gunicorn's pure-Python HTTP layer capped this app
 near 3k req/s on 2 cores, granian serves it several times faster with a lower p99.
@@ -82,7 +83,7 @@ class DrainingServer(MPServer):  # type: ignore[misc]
 
 def build_server(settings: Settings) -> DrainingServer:
     server = DrainingServer(
-        "articles.asgi:create_asgi_app",
+        "articles.app:served_app",
         factory=True,
         address=settings.host,
         port=settings.port,
@@ -91,7 +92,7 @@ def build_server(settings: Settings) -> DrainingServer:
         # uvloop: its event loop served views with the store 5-10 % faster (app/README.md).
         loop=Loops.uvloop,
         workers=settings.workers,
-        blocking_threads=1,  # granian's limit for ASGI; the Flask routes get THREADS (asgi.py)
+        blocking_threads=1,  # granian's limit for ASGI; the app never blocks a thread
         backlog=2048,
         http1_settings=HTTP1Settings(keep_alive=True),
         log_access=False,  # the app writes its own JSON line per request

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from markupsafe import escape
 
 from .content import Article
 from .observability import Metrics
 from .pages import HTML
-from .store import SESSION_TTL_SECONDS, AsyncStore, Store, StoreTraits, Visit, valid_session_id
+from .store import SESSION_TTL_SECONDS, Store, Visit, valid_session_id
 
+HTML_BYTES = HTML.encode()
 COOKIE = "sid"
 # The one cookie we read; a regex because a full cookie parse costs more than the page.
 _COOKIE = re.compile(r"(?:^|;)\s*sid=([^;\s]*)")
@@ -28,15 +28,13 @@ def session_from_cookie(header: str) -> str | None:
     return valid_session_id(m.group(1)) if m else None
 
 
-def set_cookie(session_id: str) -> tuple[str, str]:
-    return (
-        "Set-Cookie",
-        f"{COOKIE}={session_id}; Path=/; Max-Age={SESSION_TTL_SECONDS}; HttpOnly; SameSite=Lax",
-    )
+def set_cookie(session_id: str) -> tuple[bytes, bytes]:
+    value = f"{COOKIE}={session_id}; Path=/; Max-Age={SESSION_TTL_SECONDS}; HttpOnly; SameSite=Lax"
+    return (b"set-cookie", value.encode())
 
 
 def state_fragment(
-    visit: Visit, store: StoreTraits, articles: Mapping[int, Article], current: int, pod: str
+    visit: Visit, store: Store, articles: Mapping[int, Article], current: int, pod: str
 ) -> str:
     if visit.views is None:
         views = (
@@ -67,16 +65,14 @@ def state_fragment(
     return f'<section class="state">{views}{recent}</section>'
 
 
-class ArticlePagesBase:
-    """An article page for a visit; the subclasses get the visit from a store."""
-
-    store: StoreTraits
+class ArticlePages:
+    """Answers GET/HEAD of an article page: the visit from the store, the page around it."""
 
     def __init__(
         self,
         halves: Mapping[int, tuple[bytes, bytes]],
         articles: Mapping[int, Article],
-        store: StoreTraits,
+        store: Store,
         metrics: Metrics,
         pod: str,
     ) -> None:
@@ -86,58 +82,24 @@ class ArticlePagesBase:
         self.metrics = metrics
         self.pod = pod
 
-    def __contains__(self, article_id: object) -> bool:
-        return article_id in self.halves
-
-    def request(self, method: str, cookie: str) -> tuple[str | None, bool]:
-        """The session the request names and whether it counts a view."""
+    async def respond(
+        self, article_id: int, method: str, cookie: str
+    ) -> tuple[list[tuple[bytes, bytes]], bytes]:
         # HEAD is safe (RFC 9110): it shows the count without adding a view or a session.
         count = method == "GET"
         session = session_from_cookie(cookie) if self.store.sessions else None
-        return session, count
-
-    def page(
-        self, article_id: int, visit: Visit, count: bool
-    ) -> tuple[list[tuple[str, str]], bytes]:
+        visit = await self.store.visit(article_id, session, count=count)
         if count:
             self.metrics.view(article_id, "recorded" if visit.recorded else "failed")
         head, tail = self.halves[article_id]
         fragment = state_fragment(visit, self.store, self.articles, article_id, self.pod)
         body = head + fragment.encode() + tail
         headers = [
-            ("Content-Type", HTML),
-            ("Content-Length", str(len(body))),
+            (b"content-type", HTML_BYTES),
+            (b"content-length", str(len(body)).encode()),
             # Personal (the session) and changing (the count): never cached.
-            ("Cache-Control", "no-store"),
+            (b"cache-control", b"no-store"),
         ]
         if visit.new_session:
             headers.append(set_cookie(visit.new_session))
         return headers, body
-
-
-class ArticlePages(ArticlePagesBase):
-    """Answers GET/HEAD of an article page in a thread; used by the fast path and the Flask view."""
-
-    store: Store
-
-    def respond(
-        self, article_id: int, environ: dict[str, Any]
-    ) -> tuple[list[tuple[str, str]], bytes]:
-        session, count = self.request(
-            environ.get("REQUEST_METHOD", ""), environ.get("HTTP_COOKIE", "")
-        )
-        return self.page(article_id, self.store.visit(article_id, session, count=count), count)
-
-
-class AsyncArticlePages(ArticlePagesBase):
-    """Answers GET/HEAD of an article page on the event loop (asgi.py)."""
-
-    store: AsyncStore
-
-    async def respond(
-        self, article_id: int, method: str, cookie: str
-    ) -> tuple[list[tuple[str, str]], bytes]:
-        session, count = self.request(method, cookie)
-        return self.page(
-            article_id, await self.store.visit(article_id, session, count=count), count
-        )

@@ -1,6 +1,7 @@
 """The naive baseline for `make bench`: plain Flask, the same templates and article data,
 rendered on every request; no caching, no metrics, no logging. Served by gunicorn sync
-workers (one per core) from scripts/bench.sh. Not part of the image.
+workers (one per core) from scripts/bench.sh. Not part of the image (Flask is pinned in
+requirements-dev.txt).
 """
 
 from __future__ import annotations
@@ -9,28 +10,24 @@ from pathlib import Path
 
 from articles.config import Settings
 from articles.content import load_articles
-from flask import Blueprint, Flask, abort, render_template
+from flask import Flask, abort, render_template
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "articles" / "templates"
 
 app = Flask(__name__, template_folder=str(TEMPLATES))
-views = Blueprint("views", __name__)  # the templates link to views.* endpoints
 SETTINGS = Settings.from_env()
 ARTICLES = load_articles()
 
 
-@views.get("/")
+@app.get("/")
 def index() -> str:
     return render_template("index.html", settings=SETTINGS, articles=ARTICLES)
 
 
-@views.get("/article/<int:article_id>")
+@app.get("/article/<int:article_id>")
 def article(article_id: int) -> str:
     if article_id not in ARTICLES:
         abort(404)
     return render_template(
         "article.html", article=ARTICLES[article_id], settings=SETTINGS, articles=ARTICLES
     )
-
-
-app.register_blueprint(views)

@@ -1,4 +1,4 @@
-"""Shared fixtures for the article app's tests: import path and app factory."""
+"""Shared fixtures for the article app's tests: import path, the app and a client for it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ if str(APP_DIR) not in sys.path:
 
 from appsettings import make_settings  # noqa: E402
 from articles.lifecycle import DrainFlag  # noqa: E402
+from asgiclient import Client  # noqa: E402
 
 
 @pytest.fixture
@@ -25,10 +26,10 @@ def drain() -> DrainFlag:
 def app(drain: DrainFlag):  # type: ignore[no-untyped-def]
     from articles import create_app
 
-    return create_app({"SETTINGS": make_settings(), "DRAIN_FLAG": drain, "TESTING": True})
+    return create_app(make_settings(), drain=drain)
 
 
 @pytest.fixture
-def client(app) -> Iterator:  # type: ignore[no-untyped-def]
-    with app.test_client() as c:
+def client(app) -> Iterator[Client]:  # type: ignore[no-untyped-def]
+    with Client(app) as c:
         yield c

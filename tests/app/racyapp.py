@@ -1,35 +1,23 @@
 """The real app with a deliberately wrong store: read-modify-write instead of INCR.
 
-Loaded by the real server via ARTICLES_WSGI_FACTORY=racyapp:create_app (both the Flask app's
-store and the one the server's event loop uses, articles/asgi.py), so the consistency
+Loaded by the real server via ARTICLES_APP_FACTORY=racyapp:create_app, so the consistency
 test can show that its check catches the lost updates this pattern causes under load.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 
 import redis.asyncio as aredis
 from articles import create_app as real_create_app
-from articles.redis_async import AsyncRedisStore
-from articles.redis_store import RedisStore
-from articles.store import VIEWS_KEY, Visit
-from flask import Flask
+from articles.app import ArticlesApp
+from articles.config import Settings
+from articles.content import load_articles
+from articles.redis_store import VIEWS_KEY, RedisStore
+from articles.store import Visit
 
 
 class RacyRedisStore(RedisStore):
-    def visit(self, article_id: int, session_id: str | None, *, count: bool) -> Visit:
-        key = VIEWS_KEY.format(article_id)
-        views = int(self.client.get(key) or 0) + 1
-        time.sleep(0.001)  # the window another worker's read falls into
-        self.client.set(key, views)
-        return Visit(views, None, None, True)
-
-
-class RacyAsyncRedisStore(AsyncRedisStore):
-    """The same mistake on the production server's event loop (articles/asgi.py)."""
-
     racy_client: aredis.Redis | None = None
 
     async def visit(self, article_id: int, session_id: str | None, *, count: bool) -> Visit:
@@ -42,16 +30,10 @@ class RacyAsyncRedisStore(AsyncRedisStore):
         return Visit(views, None, None, True)
 
 
-def create_app() -> Flask:
-    app = real_create_app()
-    pages = app.extensions["articles.article_pages"]
-    settings = app.config["SETTINGS"]
+def create_app() -> ArticlesApp:
+    settings = Settings.from_env()
+    articles = load_articles()
     racy = RacyRedisStore(
-        settings.store_url, settings.store_password, settings.store_timeout_ms, pages.articles
+        settings.store_url, settings.store_password, settings.store_timeout_ms, articles
     )
-    pages.store = racy
-    app.extensions["articles.metrics"].attach_store(racy)
-    app.extensions["articles.async_store"] = RacyAsyncRedisStore(
-        settings.store_url, settings.store_password, settings.store_timeout_ms
-    )
-    return app
+    return real_create_app(settings, store=racy, articles=articles)

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 
 def _samples(client, name: str) -> dict[tuple, float]:
-    text = client.application.extensions["articles.metrics"].exposition().decode()
+    text = client.metrics()
     out: dict[tuple, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -32,7 +32,7 @@ def test_counter_labels_use_the_matched_rule(client) -> None:
     client.get("/article2")
     client.get("/article/77")
     client.get("/totally/unknown/path")
-    client.post("/article/1")
+    client.open("/article/1", method="POST")
     client.open("/", method="BREW")
     client.get("/healthz")
     client.get("/readyz")

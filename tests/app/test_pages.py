@@ -1,10 +1,11 @@
-"""Routes, pages and error handling through Flask's test client."""
+"""Routes, pages and error handling, calling the app in-process as the server does."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from appsettings import make_settings
 from articles.content import load_articles
 
 ARTICLES = load_articles()
@@ -21,7 +22,7 @@ def test_index_lists_every_article_and_the_pod(client) -> None:
     response = client.get("/")
     assert response.status_code == 200
     assert response.content_type == "text/html; charset=utf-8"
-    html = response.get_data(as_text=True)
+    html = response.text
     for article in ARTICLES.values():
         assert f'href="/article/{article.id}"' in html
     assert "pod-under-test" in html and "node-a" in html
@@ -37,7 +38,7 @@ def test_article_page_and_legacy_path_are_the_same(client, article_id: int) -> N
     first, second = int(count.findall(new.data)[0]), int(count.findall(legacy.data)[0])
     assert second == first + 1
     assert count.sub(b"", new.data) == count.sub(b"", legacy.data)
-    html = new.get_data(as_text=True)
+    html = new.text
     article = ARTICLES[article_id]
     assert article.paragraphs[0][:40].replace("'", "&#39;") in html
     assert "pod-under-test" in html
@@ -62,7 +63,7 @@ def test_article_page_and_legacy_path_are_the_same(client, article_id: int) -> N
 def test_unknown_or_malformed_ids_get_the_404_page(client, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 404
-    assert "404" in response.get_data(as_text=True)
+    assert "404" in response.text
     assert response.headers["X-Served-By"] == "pod-under-test"
 
 
@@ -78,8 +79,42 @@ def test_head_works_without_body(client) -> None:
 def test_wrong_method_is_405_with_allow(client, method: str) -> None:
     response = client.open("/article/1", method=method)
     assert response.status_code == 405
-    assert "GET" in response.headers["Allow"]
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
     assert response.headers["X-Served-By"] == "pod-under-test"
+    assert "405 · Method Not Allowed" in response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        # As the Flask app answered (werkzeug's router): recorded from it before the rewrite.
+        ("OPTIONS", "/article/1", 200),
+        ("OPTIONS", "/healthz", 200),
+        ("OPTIONS", "/article/99", 200),
+        ("OPTIONS", "/nope", 404),
+        ("POST", "/nope", 404),
+        ("POST", "/article/99", 405),
+        ("BREW", "/readyz", 405),
+        ("GET", "/article/01", 200),
+        ("GET", "/article01", 200),
+        ("GET", "//article/1", 200),
+        ("GET", "/article/1/", 404),
+        ("GET", "/healthz/", 404),
+        ("HEAD", "/article/99", 404),
+        ("GET", "/article/" + "1" * 5000, 404),
+    ],
+)
+def test_methods_and_near_miss_paths_answer_as_before(
+    client, method: str, path: str, status: int
+) -> None:
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    assert ("Allow" in response.headers) == (
+        status == 405 or (method == "OPTIONS" and status == 200)
+    )
+    assert response.headers["X-Served-By"] == "pod-under-test"
+    if method == "OPTIONS" and status == 200:
+        assert response.data == b"" and response.headers["Content-Length"] == "0"
 
 
 @pytest.mark.parametrize(
@@ -139,3 +174,39 @@ def test_metrics_are_not_an_app_route(client) -> None:
     response = client.get("/metrics")
     assert response.status_code == 404
     assert b"articles_http_requests_total" not in response.data
+
+
+class BrokenStore:
+    """A store with a bug (not an outage, which the Redis store reports as unavailable)."""
+
+    kind, shared, sessions = "redis", True, True
+
+    async def visit(self, article_id: int, session_id: str | None, *, count: bool) -> None:
+        raise RuntimeError("a bug in the store")
+
+    async def stored_views(self) -> None:
+        return None
+
+    async def open(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_an_unexpected_error_is_a_500_page_logged_and_counted(caplog, capfd) -> None:
+    from articles import create_app
+    from articles.lifecycle import DrainFlag
+    from asgiclient import Client
+
+    with Client(create_app(make_settings(), store=BrokenStore(), drain=DrainFlag())) as c:
+        capfd.readouterr()
+        response = c.get("/article/1")
+        assert c.get("/").status_code == 200, "the next request is served as usual"
+        metrics = c.metrics()
+    assert response.status_code == 500
+    assert "500 · Internal Server Error" in response.text
+    assert response.headers["X-Served-By"] == "pod-under-test"
+    assert "a bug in the store" in caplog.text and "GET /article/1" in caplog.text
+    assert '"status": 500' in capfd.readouterr().out
+    assert 'route="/article/<int:article_id>",status="500"} 1.0' in metrics

@@ -115,9 +115,8 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
     drain_s = 2.0
     env = {
         "WEB_CONCURRENCY": "2",
-        "THREADS": "4",
         "DRAIN_SECONDS": str(int(drain_s)),
-        "ARTICLES_WSGI_FACTORY": "slowapp:create_app",
+        "ARTICLES_APP_FACTORY": "slowapp:create_app",
     }
     with run_server(tmp_path, **env) as server:
         stop_new = threading.Event()  # set once /readyz says 503: stop sending new requests
@@ -249,7 +248,6 @@ def test_metrics_are_served_on_their_own_port_only(tmp_path: Path) -> None:
         assert 'articles_state_store_up{pod="itest-pod",store="pod"} 1.0' in text
         assert server.get("/", port=server.metrics_port)[0] == 404
         assert server.get("/article/1", port=server.metrics_port)[0] == 404
-
 
 
 def test_a_metrics_port_equal_to_the_app_port_is_refused_in_one_line() -> None:

@@ -1,6 +1,6 @@
 """Property test against the real server: raw requests never get a 5xx.
 
-The Flask test client builds a tidy WSGI environ; the production server decodes paths,
+The in-process client builds a tidy ASGI scope; the production server decodes paths,
 query strings and headers itself, so this sends raw bytes over loopback.
 """
 

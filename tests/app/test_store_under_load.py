@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from articles.store import RECORD_VIEWS, RETRY_AFTER_SECONDS
+from articles.redis_store import RECORD_VIEWS, RETRY_AFTER_SECONDS
 from redisproc import redis_server
 from stackprocs import fortio, haproxy, metrics_texts, need_tools, pods
 
@@ -127,7 +127,7 @@ def test_the_check_catches_lost_updates_of_read_modify_write(tmp_path: Path) -> 
     need_tools()
     with (
         redis_server(tmp_path) as redis,
-        pods(tmp_path, redis, PODS, ARTICLES_WSGI_FACTORY="racyapp:create_app") as servers,
+        pods(tmp_path, redis, PODS, ARTICLES_APP_FACTORY="racyapp:create_app") as servers,
         haproxy(servers, tmp_path) as url,
     ):
         before = consistency.summarize(metrics_texts(servers))

@@ -1,4 +1,4 @@
-"""Views and sessions through the app (Flask test client) with a real redis-server, and without.
+"""Views and sessions through the app (in-process) with a real redis-server, and without.
 
 Two app instances stand for two pods: they share nothing but the Redis server.
 """
@@ -8,13 +8,16 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from appsettings import make_settings
 from articles import create_app
 from articles.podcounter import PodCounters
-from articles.store import RETRY_AFTER_SECONDS, PodStore
+from articles.redis_store import RETRY_AFTER_SECONDS
+from articles.store import PodStore
+from asgiclient import Client
 from redisproc import RedisServer, redis_server
 
 VIEWS = re.compile(r'class="views">(.*?)</p>')
@@ -43,17 +46,24 @@ def _sample(metrics: str, name: str, **labels: str) -> float:
     return total
 
 
-def _metrics(client) -> str:  # type: ignore[no-untyped-def]
-    """The pod's exposition (served on the metrics port under the server, see test_server)."""
-    return client.application.extensions["articles.metrics"].exposition().decode()  # type: ignore[no-any-return]
+Pod = Callable[..., Client]
 
 
-def _pod(name: str, server: RedisServer | None = None, **env: str):  # type: ignore[no-untyped-def]
-    settings = {"POD_NAME": name, **env}
-    if server is not None:
-        settings.update(REDIS_URL=server.url, REDIS_PASSWORD=server.password)
-    app = create_app({"SETTINGS": make_settings(**settings), "TESTING": True})
-    return app.test_client()
+@pytest.fixture
+def pod() -> Iterator[Pod]:
+    """An app instance standing for a pod (closed at the end), with Redis if given."""
+    made: list[Client] = []
+
+    def make(name: str, server: RedisServer | None = None, **env: str) -> Client:
+        settings = {"POD_NAME": name, **env}
+        if server is not None:
+            settings.update(REDIS_URL=server.url, REDIS_PASSWORD=server.password)
+        made.append(Client(create_app(make_settings(**settings))))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
 
 
 @pytest.fixture
@@ -65,10 +75,9 @@ def redis(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_without_a_store_the_page_says_the_count_is_per_pod() -> None:
     counters = PodCounters(slots=8)
     settings = make_settings(POD_NAME="lonely-pod")
-    app = create_app({"SETTINGS": settings, "TESTING": True, "STORE": None})
     # A fresh counter block so earlier tests in this process do not show up in the count.
-    app.extensions["articles.article_pages"].store = PodStore(counters, [1, 2, 3])
-    c = app.test_client()
+    app = create_app(settings, store=PodStore(counters, [1, 2, 3]))
+    c = Client(app)
     first = c.get("/article/1")
     second = c.get("/article1")  # the legacy path is the same article
     assert first.status_code == second.status_code == 200
@@ -79,19 +88,20 @@ def test_without_a_store_the_page_says_the_count_is_per_pod() -> None:
     assert "Set-Cookie" not in second.headers
     assert c.head("/article/1").status_code == 200
     assert counters.get(0) == 2, "HEAD must not count a view"
+    c.close()
 
 
-def test_views_are_shared_and_sessions_follow_the_visitor_across_pods(redis) -> None:  # type: ignore[no-untyped-def]
-    pod_a, pod_b = _pod("pod-a", redis), _pod("pod-b", redis)
+def test_views_are_shared_and_sessions_follow_the_visitor_across_pods(redis, pod: Pod) -> None:  # type: ignore[no-untyped-def]
+    pod_a, pod_b = pod("pod-a", redis), pod("pod-b", redis)
     first = pod_a.get("/article/1")
     assert first.status_code == 200
     assert _views(first.text).startswith("Views: 1 ")
     cookie = first.headers["Set-Cookie"]
     assert re.match(r"sid=[A-Za-z0-9_-]{24}; Path=/; Max-Age=1800; HttpOnly; SameSite=Lax$", cookie)
     assert first.headers["Cache-Control"] == "no-store"
-    # The test client keeps cookies per client; carry the visitor's cookie to the other pod.
+    # Each client keeps its visitor's cookie; carry it to the other pod.
     sid = cookie.split(";")[0].split("=", 1)[1]
-    pod_b.set_cookie("sid", sid)
+    pod_b.cookie = sid
     second = pod_b.get("/article/2")
     assert second.headers["X-Served-By"] == "pod-b"
     assert _views(second.text).startswith("Views: 1 "), "article 2's own counter"
@@ -104,20 +114,20 @@ def test_views_are_shared_and_sessions_follow_the_visitor_across_pods(redis) -> 
     assert [int(x) for x in redis.client().lrange(f"articles:session:{sid}", 0, -1)] == [1, 2]
 
 
-def test_a_forged_cookie_is_not_used_as_a_session_key(redis) -> None:  # type: ignore[no-untyped-def]
-    c = _pod("pod-a", redis)
-    c.set_cookie("sid", "../../etc:passwd*")
+def test_a_forged_cookie_is_not_used_as_a_session_key(redis, pod: Pod) -> None:  # type: ignore[no-untyped-def]
+    c = pod("pod-a", redis)
+    c.cookie = "../../etc:passwd*"
     page = c.get("/article/1")
     assert page.status_code == 200
     assert "Set-Cookie" in page.headers, "replaced by a fresh session id"
     assert not redis.client().keys("articles:session:..*")
 
 
-def test_an_unknown_session_id_is_replaced_not_adopted(redis) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_session_id_is_replaced_not_adopted(redis, pod: Pod) -> None:  # type: ignore[no-untyped-def]
     """Session fixation: a well-formed id nobody was given must not become a session."""
-    c = _pod("pod-a", redis)
+    c = pod("pod-a", redis)
     chosen = "A" * 24
-    c.set_cookie("sid", chosen)
+    c.cookie = chosen
     page = c.get("/article/2")
     assert page.status_code == 200
     issued = page.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
@@ -129,17 +139,17 @@ def test_an_unknown_session_id_is_replaced_not_adopted(redis) -> None:  # type: 
     assert "Spreading the load" in _recent(again.text)
 
 
-def test_head_neither_counts_nor_opens_a_session(redis) -> None:  # type: ignore[no-untyped-def]
-    c = _pod("pod-a", redis)
+def test_head_neither_counts_nor_opens_a_session(redis, pod: Pod) -> None:  # type: ignore[no-untyped-def]
+    c = pod("pod-a", redis)
     assert c.head("/article/3").status_code == 200
     assert redis.client().get("articles:views:3") is None
     assert not redis.client().keys("articles:session:*")
 
 
 def test_store_down_pages_still_served_and_failures_reported_then_recovery(  # type: ignore[no-untyped-def]
-    redis, caplog
+    redis, caplog, pod: Pod
 ) -> None:
-    c = _pod("pod-a", redis)
+    c = pod("pod-a", redis)
     assert c.get("/article/1").status_code == 200
     redis.kill()
     started = time.monotonic()
@@ -152,7 +162,7 @@ def test_store_down_pages_still_served_and_failures_reported_then_recovery(  # t
     assert [r.status_code for r in down] == [200] * 5
     assert all(_views(r.text).startswith("Views: unavailable") for r in down)
     assert c.get("/readyz").status_code == 200, "articles are the core service: still ready"
-    metrics = _metrics(c)
+    metrics = c.metrics()
     assert _sample(metrics, "articles_views_total", outcome="failed") == 5
     assert _sample(metrics, "articles_views_total", outcome="recorded") == 1
     assert _sample(metrics, "articles_state_store_up") == 0
@@ -160,24 +170,24 @@ def test_store_down_pages_still_served_and_failures_reported_then_recovery(  # t
     time.sleep(RETRY_AFTER_SECONDS + 0.1)
     back = c.get("/article/1")
     assert _views(back.text).startswith("Views: 2 "), "the acknowledged view survived the kill"
-    metrics = _metrics(c)
+    metrics = c.metrics()
     assert _sample(metrics, "articles_state_store_up") == 1
     assert _sample(metrics, "articles_views_stored", article="1") == 2
 
 
-def test_a_redis_restart_between_requests_costs_no_view(redis) -> None:  # type: ignore[no-untyped-def]
+def test_a_redis_restart_between_requests_costs_no_view(redis, pod: Pod) -> None:  # type: ignore[no-untyped-def]
     """The app holds its connection: one the restarted server closed is replaced before use."""
-    c = _pod("pod-a", redis)
+    c = pod("pod-a", redis)
     assert _views(c.get("/article/3").text).startswith("Views: 1 ")
     redis.kill()
     redis.start()  # nobody asked while it was down
     page = c.get("/article/3")
     assert _views(page.text).startswith("Views: 2 "), "counted on a new connection"
-    assert _sample(_metrics(c), "articles_views_total", outcome="failed") == 0
+    assert _sample(c.metrics(), "articles_views_total", outcome="failed") == 0
 
 
-def test_wrong_password_is_an_unavailable_store_not_an_error(redis) -> None:  # type: ignore[no-untyped-def]
-    c = _pod("pod-a", None, REDIS_URL=redis.url, REDIS_PASSWORD="wrong")
+def test_wrong_password_is_an_unavailable_store_not_an_error(redis, pod: Pod) -> None:  # type: ignore[no-untyped-def]
+    c = pod("pod-a", None, REDIS_URL=redis.url, REDIS_PASSWORD="wrong")
     page = c.get("/article/2")
     assert page.status_code == 200
     assert _views(page.text).startswith("Views: unavailable")
