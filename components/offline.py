@@ -71,6 +71,7 @@ class RecordedResource:
     # URNs this resource had before (its `aliases` option and those inherited from its parent's),
     # as the engine computes them: the step is planned against the state found under any of them.
     aliases: tuple[str, ...] = ()
+    ignore_changes: tuple[str, ...] = ()  # input paths the engine leaves as they are live
 
     @property
     def parent_name(self) -> str:
@@ -200,6 +201,7 @@ class _RecordingMocks(pulumi.runtime.Mocks):
             delete_before_replace=request is not None and bool(request.deleteBeforeReplace),
             replace_on_changes=tuple(request.replaceOnChanges) if request is not None else (),
             aliases=self.pending.aliases if request is not None else (),
+            ignore_changes=tuple(request.ignoreChanges) if request is not None else (),
         )
         with self.lock:
             self.recorded.append(rec)

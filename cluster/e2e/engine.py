@@ -78,6 +78,14 @@ def _at(obj: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+def _drop(obj: Any, path: str) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        obj = obj.get(part) if isinstance(obj, Mapping) else None
+    if isinstance(obj, dict):
+        obj.pop(last, None)
+
+
 def _plain(value: Any) -> Any:
     """An input without the SDK's secret wrapper: a secret's change is a change of its value."""
     secret, inner = offline.secret_value(value)
@@ -95,6 +103,9 @@ def plan(old: offline.RecordedResource | None, new: offline.RecordedResource) ->
     if old is None:
         return Plan(CREATE)
     before, after = _plain(old.inputs), _plain(new.inputs)
+    for path in new.ignore_changes:  # `ignoreChanges`: never a diff, never a replacement
+        _drop(before, path)
+        _drop(after, path)
     if before == after:
         return Plan(SAME)
     if new.type == COMMAND:

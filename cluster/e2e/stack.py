@@ -202,6 +202,8 @@ class Deployer:
             meta["name"] = live["metadata"]["name"] if live else fresh
             meta["annotations"] = {**(meta.get("annotations") or {}), engine.AUTONAMED: "true"}
             self.names[rec.urn] = meta["name"]
+        if update and rec.ignore_changes:
+            self._keep_live(obj, rec.ignore_changes)
         if update:
             self.kc(
                 "apply", "--server-side", "--field-manager", "pulumi-kubernetes",
@@ -211,6 +213,23 @@ class Deployer:
             self._create_object(obj)
         self.applied[rec.urn] = obj
         return self._await(obj)
+
+    def _keep_live(self, obj: dict[str, Any], paths: tuple[str, ...]) -> None:
+        """`ignoreChanges` under server-side apply: the ignored fields are sent as they are live
+        (pulumi-kubernetes re-sends the live value, or leaves the field to the manager that owns
+        it), so an HPA's replica count is never reset by an update."""
+        meta = obj["metadata"]
+        got = self.kc("get", obj["kind"], meta["name"], "-n", meta.get("namespace", ""),
+                      "-o", "json", check=False)  # fmt: skip
+        live = json.loads(got.stdout) if got.returncode == 0 else {}
+        for path in paths:
+            *parents, last = path.split(".")
+            source, target = live, obj
+            for part in parents:
+                source = source.get(part) if isinstance(source, dict) else None
+                target = target.setdefault(part, {}) if isinstance(target, dict) else None
+            if isinstance(source, dict) and last in source and isinstance(target, dict):
+                target[last] = source[last]
 
     @property
     def objects(self) -> Objects:

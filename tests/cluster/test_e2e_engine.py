@@ -14,6 +14,7 @@ from inline_program import run_inline
 
 from cluster.e2e import engine, stack
 from components import offline
+from components.metrics_api import ABSENT
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDED_ONE_FIELD = ROOT / "tests" / "previewdiff" / "recordings" / "preview-one-field.json"
@@ -91,14 +92,21 @@ def test_the_plan_for_a_replica_change_matches_the_real_engines_recorded_plan():
     engine_ops = {s["urn"].rsplit("::", 1)[-1]: s["op"] for s in recorded["steps"]}
     config = offline.stack_config("dev")
     config["selfheal-lb:imageRef"] = "selfheal-lb/articles:recorded"
-    before_run = offline.run_program(config, fake_outputs=stack.outputs_with({}))
-    snapshot = before_run.named("verification-snapshot").urn
-    before = offline.run_program(
-        config, fake_outputs=stack.outputs_with({snapshot: "baseline 1"})
-    )
+    # As recorded: no metrics API and none installed, so no HPA owns the replica count (with
+    # one, spec.replicas is under ignoreChanges and the Deployment would not change).
+    config["selfheal-lb:metricsServerEnabled"] = "false"
+
+    def evaluate(stdout: dict[str, str]) -> offline.ProgramRun:
+        return offline.run_program(
+            config, fake_outputs=stack.outputs_with(stdout), metrics_api=ABSENT
+        )
+
+    snapshot = evaluate({}).named("verification-snapshot").urn
+    before = evaluate({snapshot: "baseline 1"})
+    assert not before.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
     config["selfheal-lb:appReplicas"] = 4
     # After the snapshot re-ran (as its triggers say), the rest sees its new document.
-    after = offline.run_program(config, fake_outputs=stack.outputs_with({snapshot: "baseline 2"}))
+    after = evaluate({snapshot: "baseline 2"})
     ours = {}
     for rec in after.resources:
         old = [r for r in before.resources if r.urn == rec.urn]
@@ -154,3 +162,17 @@ def test_a_forgotten_dependency_fails_as_it_would_under_the_engine(tmp_path: Pat
     with pytest.raises(stack.DeployError, match="reader exited"):
         _deployer().up(run)
     assert made.exists()  # the step under way when reader failed was finished, as the engine does
+
+
+def test_ignored_changes_are_no_diff():
+    """ignoreChanges (the Deployment's spec.replicas under an HPA): no update for it alone."""
+    deployment = "kubernetes:apps/v1:Deployment"
+    old = _rec({"spec": {"replicas": 3, "x": 1}}, type_=deployment)
+    new = _rec({"spec": {"replicas": 5, "x": 1}}, type_=deployment)
+    assert engine.plan(old, new).step == engine.UPDATE
+    ignoring = offline.RecordedResource(**{**new.__dict__, "ignore_changes": ("spec.replicas",)})
+    assert engine.plan(old, ignoring).step == engine.SAME
+    changed = offline.RecordedResource(
+        **{**ignoring.__dict__, "inputs": {"spec": {"replicas": 5, "x": 2}}}
+    )
+    assert engine.plan(old, changed).step == engine.UPDATE

@@ -117,3 +117,44 @@ def test_the_stacks_auto_named_job_is_replaced_by_a_new_one(
     deployer.kc("wait", f"job/{old}", "-n", namespace, "--for=delete", "--timeout=60s",
                 timeout=70)  # fmt: skip
     assert jobs(deployer, namespace) == [new]
+
+
+@pytest.mark.slow
+def test_an_update_keeps_the_replicas_an_autoscaler_set(
+    deployer: stack.Deployer, namespace: str, tmp_path: Path
+):
+    """Under ignoreChanges on spec.replicas an update re-sends the live count (as
+    pulumi-kubernetes does with server-side apply): a scale-out by the HPA survives a deploy."""
+    project = write_project(
+        tmp_path,
+        f"""
+        import pulumi
+        import pulumi_kubernetes as k8s
+        note = pulumi.Config().require("note")
+        labels = {{"app": "keep-replicas"}}
+        k8s.apps.v1.Deployment(
+            "app-deployment",
+            metadata={{"name": "keep", "namespace": "{namespace}",
+                      "annotations": {{"note": note}}}},
+            spec={{"replicas": 1, "selector": {{"match_labels": labels}},
+                  "template": {{"metadata": {{"labels": labels}},
+                               "spec": {{"containers": [{{"name": "c", "image": "{FORTIO_IMAGE}",
+                                                         "image_pull_policy": "Never",
+                                                         "args": ["server"]}}]}}}}}},
+            opts=pulumi.ResourceOptions(ignore_changes=["spec.replicas"]),
+        )
+        """,
+    )
+
+    def evaluate(note: str):
+        return lambda stdout, names: inline_program.evaluate(
+            project, {"selfheal-lb:note": note}, stdout, names
+        )
+
+    first, _ = deployer.up(evaluate("one"))
+    deployer.kc("scale", "deployment/keep", "-n", namespace, "--replicas=2")  # the HPA's move
+    _, acted = deployer.up(evaluate("two"), previous={r.urn: r for r in first.resources})
+    assert acted == ["app-deployment"]  # the annotation changed: an update
+    live = json.loads(deployer.kc("get", "deployment/keep", "-n", namespace, "-o", "json").stdout)
+    assert live["metadata"]["annotations"]["note"] == "two"
+    assert live["spec"]["replicas"] == 2
