@@ -174,6 +174,7 @@ def test_job_pods_wait_for_the_target_before_the_load(run_loadgen):
         assert wait[key] == main[key]
 
 
+@pytest.mark.slow  # runs fortio
 def test_wait_for_target_ends_at_the_first_answer_and_is_bounded(tmp_path):
     """The real fortio: returns at once from a server that answers, after the bound if none."""
     if not FORTIO.exists():
