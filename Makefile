@@ -148,5 +148,5 @@ config-table: venv ## rewrite docs/configuration.md's config table from Pulumi.y
 
 # The tests not marked slow: no root, network, cluster or tools (tests/unit_guard.py fails a
 # unit test that starts a tool or leaves loopback, in every run).
-test-unit: venv ## the pure-Python tests only: no root, network, cluster or `make tools`; 1-1.5 min
+test-unit: venv ## the pure-Python tests only: no root, network, cluster or `make tools`; under 2 min
 	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow"
