@@ -139,3 +139,14 @@ cluster-down: ## stop the local cluster and remove its state (binaries and image
 # lose its identity: cluster/e2e/upgrade.py).
 e2e: venv tools cluster ## the stack on the local cluster for real: deploy, verify, policies, drill, teardown
 	$(PY) -m cluster.e2e --stack local $(if $(UPGRADE_FROM),--upgrade-from $(UPGRADE_FROM))
+
+# docs/configuration.md's table is generated from Pulumi.yaml (tests/test_config_table.py fails
+# when the committed one differs).
+.PHONY: config-table test-unit
+config-table: venv ## rewrite docs/configuration.md's config table from Pulumi.yaml
+	$(PY) scripts/config_table.py
+
+# The tests not marked slow: no root, network, cluster or tools (tests/unit_guard.py fails a
+# unit test that starts a tool or leaves loopback, in every run).
+test-unit: venv ## the pure-Python tests only: no root, network, cluster or `make tools`; under 2 min
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow"

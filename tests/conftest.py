@@ -15,6 +15,9 @@ from components import offline
 
 RunSnippet = Callable[..., offline.ProgramRun]
 
+# A test not marked slow is a unit test, and tests/unit_guard.py holds it to that.
+pytest_plugins = ["unit_guard"]
+
 
 # How `make test` spreads the tests over pytest-xdist workers (-n N): one work unit per module,
 # so a module's fixtures (servers, images, cluster objects) start once. xdist's own loadgroup

@@ -23,6 +23,8 @@ from components.metrics_plan import decide
 from components.operator_probe import ENV_OVERRIDE, ProbeResult, resolve_mode
 from components.settings import MetricsServerSettings
 
+pytestmark = pytest.mark.slow  # runs scripts/stack.sh and make as processes, with stand-in tools
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMED_OUT = MetricsApiState("unknown", detail="the API server did not answer within 5 s")
 

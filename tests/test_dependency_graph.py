@@ -16,6 +16,8 @@ from stack_fixtures import dev_config
 from components import offline
 from components.metrics_api import ABSENT
 
+pytestmark = pytest.mark.slow  # renders the metrics-server chart with helm
+
 # reader -> the components (all their resources) and resources whose live state it reads.
 READS = {
     # The baseline: the app's pods behind their Service and policies, the metrics API they are

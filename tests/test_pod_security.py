@@ -148,6 +148,7 @@ def manifests(request, tmp_path_factory) -> tuple[str, list[dict]]:
     return stack, rendered(stack, tmp_path_factory.mktemp(f"render-{stack}"))
 
 
+@pytest.mark.slow  # renders with helm, fetching the chart when it can
 def test_the_stacks_namespace_enforces_restricted(manifests):
     _, docs = manifests
     (namespace,) = [d for d in docs if d["kind"] == "Namespace"]
@@ -156,6 +157,7 @@ def test_the_stacks_namespace_enforces_restricted(manifests):
     assert labels.get("pod-security.kubernetes.io/warn", "restricted") == "restricted"
 
 
+@pytest.mark.slow  # renders with helm, fetching the chart when it can
 def test_every_pod_the_stack_creates_is_admitted_by_restricted(manifests):
     _, docs = manifests
     (namespace,) = [d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"]

@@ -16,6 +16,8 @@ import pytest
 import yaml
 from fake_apiservice import FakeApiServer, apiservice, write_kubeconfig
 
+pytestmark = pytest.mark.slow  # runs scripts/stack.sh and make as processes, with stand-in tools
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "stack.sh"
 BASE_TOOLS = ("bash", "dirname", "ls", "sed", "tr", "mkdir", "cat")

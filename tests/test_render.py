@@ -132,6 +132,7 @@ def _chart_objects(out: Path) -> list[dict]:
     ]
 
 
+@pytest.mark.slow  # runs helm
 def test_the_charts_objects_are_rendered_with_the_rest(rendered_with_chart):
     objects = _chart_objects(rendered_with_chart)
     assert sorted(o["kind"] for o in objects) == ["APIService", "Deployment", "Service"]
@@ -151,6 +152,7 @@ def test_the_charts_objects_are_rendered_with_the_rest(rendered_with_chart):
     assert sum(o["metadata"]["name"] == "v1beta1.metrics.k8s.io" for o in together) == 1
 
 
+@pytest.mark.slow  # runs helm
 @pytest.mark.parametrize("version", [OLDEST_SUPPORTED, latest_version()])
 def test_the_charts_objects_validate_strictly(rendered_with_chart, version):
     objects = _chart_objects(rendered_with_chart)

@@ -46,6 +46,7 @@ def test_the_scan_never_calls_out():
     assert "BC_SKIP_MAPPING=TRUE" in SCAN.read_text()
 
 
+@pytest.mark.slow  # runs checkov
 @pytest.mark.skipif(not CHECKOV.exists(), reason="checkov not installed yet: run `make scan`")
 def test_the_scan_fails_on_an_insecure_manifest_and_names_the_checks(tmp_path):
     (tmp_path / "pod-insecure.yaml").write_text(INSECURE_POD)

@@ -230,7 +230,7 @@ def test_kube_context_reaches_the_provider_and_the_commands():
 def test_the_provider_carries_a_cluster_identifier_a_context_change_keeps(dev_run):
     """pulumi-kubernetes replaces its provider (and every object under it) on a context change
     unless clusterIdentifier is set and unchanged: setting or renaming kubeContext must keep it.
-    (The engine's diff itself is not run here: see the README, "What is and is not verified".)"""
+    (The engine's diff itself is not run here: see docs/verified.md.)"""
     provider = dev_run.one("pulumi:providers:kubernetes")
     assert provider.inputs["clusterIdentifier"] == "selfheal-lb-dev"
     for context in ("minikube", "kind-selfheal"):

@@ -55,6 +55,7 @@ def test_with_the_minikube_addon_the_stack_installs_nothing_and_says_whose_metri
     assert run.warnings == [] and run.errors == []
 
 
+@pytest.mark.slow  # runs helm
 def test_on_a_cluster_without_metrics_the_stack_installs_the_chart_it_owns(archive):
     run = offline.run_program(dev_config(), stack="dev", metrics_api=ABSENT, chart=archive)
     component = run.one(COMPONENT)
@@ -86,6 +87,7 @@ def test_on_a_cluster_without_metrics_the_stack_installs_the_chart_it_owns(archi
     assert out["inUse"].startswith("installed by this stack: metrics-server chart 3.13.0")
 
 
+@pytest.mark.slow  # runs helm
 def test_a_stack_that_does_not_say_otherwise_checks_the_kubelets_certificates(archive):
     """metricsServerInsecureTls defaults to false: on a managed cluster the installed
     metrics-server verifies the kubelets (only the local clusters' stacks set it)."""
@@ -96,6 +98,7 @@ def test_a_stack_that_does_not_say_otherwise_checks_the_kubelets_certificates(ar
     assert "--kubelet-insecure-tls" not in container["args"]
 
 
+@pytest.mark.slow  # runs helm
 def test_the_unpacked_verified_chart_is_what_the_program_renders(tmp_path):
     """The real path: archive in the cache, digest checked, unpacked, handed to helm.v3.Chart."""
     require_helm()
@@ -117,6 +120,7 @@ def test_the_unpacked_verified_chart_is_what_the_program_renders(tmp_path):
     ]
 
 
+@pytest.mark.slow  # runs helm
 def test_insecure_tls_off_reaches_the_chart(archive):
     run = offline.run_program(
         dev_config(metricsServerInsecureTls=False), stack="dev", metrics_api=ABSENT, chart=archive
@@ -126,6 +130,7 @@ def test_insecure_tls_off_reaches_the_chart(archive):
     assert "--kubelet-insecure-tls" not in args
 
 
+@pytest.mark.slow  # runs helm
 def test_the_owner_keeps_managing_its_install_on_later_runs(archive):
     ours = MetricsApiState(
         "available",
@@ -238,6 +243,7 @@ def test_the_default_offline_cluster_is_an_addon():
     assert run.of_type(COMPONENT) == []
 
 
+@pytest.mark.slow  # runs helm
 def test_every_kubernetes_provider_keeps_the_cluster_identifier(archive):
     """The metrics-server's own provider too: without it a kubeContext change would replace
     that provider and the metrics-server under it."""

@@ -430,8 +430,8 @@ def test_e2e_checks_the_stack_installed_metrics_server_and_that_destroy_kept_it(
     kept = step(doc, name_part="metrics-server was kept")
     assert kept["if"] == "always() && steps.destroy.conclusion == 'success'"
     assert "selfheal-lb/owner-stack" in kept["run"]
-    # The removal the README gives, selecting only what the stack labelled.
-    readme = (ROOT / "README.md").read_text()
+    # The removal docs/metrics-server.md gives, selecting only what the stack labelled.
+    readme = (ROOT / "docs" / "metrics-server.md").read_text()
     selector = "-l selfheal-lb/installed=metrics-server"
     for command in (
         f"kubectl delete apiservice,clusterrole,clusterrolebinding {selector}",

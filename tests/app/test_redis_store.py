@@ -16,6 +16,8 @@ from articles.redis_store import RETRY_AFTER_SECONDS, RedisStore
 from articles.store import SessionIds, Visit, valid_session_id
 from redisproc import RedisServer, redis_server
 
+pytestmark = pytest.mark.slow  # starts redis-server
+
 
 @pytest.fixture
 def redis(tmp_path: Path):  # type: ignore[no-untyped-def]

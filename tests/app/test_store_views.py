@@ -20,6 +20,8 @@ from articles.store import PodStore
 from asgiclient import Client
 from redisproc import RedisServer, redis_server
 
+pytestmark = pytest.mark.slow  # starts redis-server
+
 VIEWS = re.compile(r'class="views">(.*?)</p>')
 RECENT = re.compile(r'class="recent">(.*?)</p>')
 

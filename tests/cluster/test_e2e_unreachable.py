@@ -15,6 +15,8 @@ from cluster.e2e import unreachable
 from cluster.e2e.stack import Deployer, DeployError
 from cluster.paths import KUBECTL
 
+pytestmark = pytest.mark.slow  # runs kubectl
+
 
 def _kubectl() -> str:
     found = str(KUBECTL) if KUBECTL.exists() else shutil.which("kubectl")

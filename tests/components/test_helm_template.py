@@ -28,6 +28,7 @@ def test_missing_helm_is_one_line_saying_how_to_get_it(tmp_path):
     )
 
 
+@pytest.mark.slow  # runs helm
 def test_template_renders_release_namespace_and_values(tmp_path):
     require_helm()
     archive = write_chart(tmp_path)
@@ -53,6 +54,7 @@ def test_template_renders_release_namespace_and_values(tmp_path):
     ]
 
 
+@pytest.mark.slow  # runs helm
 def test_a_broken_chart_fails_with_helms_last_line(tmp_path):
     require_helm()
     (tmp_path / "broken.tgz").write_bytes(b"not a tarball")

@@ -174,6 +174,7 @@ def test_job_pods_wait_for_the_target_before_the_load(run_loadgen):
         assert wait[key] == main[key]
 
 
+@pytest.mark.slow  # runs fortio
 def test_wait_for_target_ends_at_the_first_answer_and_is_bounded(tmp_path):
     """The real fortio: returns at once from a server that answers, after the bound if none."""
     if not FORTIO.exists():
@@ -392,6 +393,7 @@ needs_fortio = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow  # runs fortio
 @needs_fortio
 @pytest.mark.parametrize("keepalive", [True, False])
 def test_job_arguments_run_real_fortio_and_print_one_json_result(loopback_server, keepalive):
@@ -410,6 +412,7 @@ def test_job_arguments_run_real_fortio_and_print_one_json_result(loopback_server
     assert result["NumThreads"] == 4
 
 
+@pytest.mark.slow  # runs fortio
 @needs_fortio
 def test_readiness_curl_passes_on_200_and_fails_when_the_app_is_unreachable(loopback_server):
     def probe(url: str) -> int:
@@ -420,6 +423,7 @@ def test_readiness_curl_passes_on_200_and_fails_when_the_app_is_unreachable(loop
     assert probe("http://127.0.0.1:9/article1") != 0
 
 
+@pytest.mark.slow  # runs fortio
 @needs_fortio
 def test_continuous_arguments_keep_fortio_running_even_without_a_target():
     # Nothing listens on port 9: the first calls fail, as while the app still rolls out.

@@ -1,5 +1,6 @@
-"""decide(): the README's table, cell by cell — what the stack installs, whether the HPA gets
-metrics, and the one line it says (error or warning) for each mode and each cluster state."""
+"""decide(): the table in docs/metrics-server.md, cell by cell — what the stack installs, whether
+the HPA gets metrics, and the one line it says (error or warning) for each mode and each cluster
+state."""
 
 from __future__ import annotations
 

@@ -47,6 +47,7 @@ def test_values_switch_insecure_tls_set_limits_and_mark_the_owner(insecure):
     }
 
 
+@pytest.mark.slow  # runs helm
 def test_the_component_renders_the_archive_into_kube_system(run_snippet, tmp_path):
     require_helm()
     archive = write_chart(tmp_path / "chart")

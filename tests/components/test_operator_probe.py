@@ -164,6 +164,7 @@ def test_resolution_of_auto(monkeypatch):
     assert resolve_mode("auto", "ctx", pytest.fail).warn
 
 
+@pytest.mark.slow  # asks the real cluster
 @pytest.mark.skipif(not KUBECONFIG.exists(), reason="the real cluster is not up")
 def test_the_real_cluster_gives_a_definite_answer():
     result = ask_cluster("", kubeconfig=str(KUBECONFIG))

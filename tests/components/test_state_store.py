@@ -213,6 +213,7 @@ def test_bad_store_config_is_one_line(overrides: dict, message: str) -> None:
 CHECKOV = ROOT / ".venv-scan" / "bin" / "checkov"
 
 
+@pytest.mark.slow  # runs checkov
 @pytest.mark.skipif(not CHECKOV.exists(), reason="checkov not installed yet: run `make scan`")
 def test_checkov_finds_nothing_in_the_stack_with_redis(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import subprocess

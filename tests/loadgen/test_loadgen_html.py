@@ -23,7 +23,10 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BLUE, RED, BAND = (0x2F, 0x6F, 0xB3), (0xC0, 0x39, 0x2B), (0xCD, 0xE8, 0xCF)
 ORANGE, PURPLE = (0xE6, 0x7E, 0x22), (0x8E, 0x44, 0xAD)
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make tools)")
+pytestmark = [
+    pytest.mark.slow,  # runs Chromium
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make tools)"),
+]
 
 
 def screenshot(page: Path, tmp_path: Path) -> Path:

@@ -9,8 +9,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from fake_kube import FakeKube, Pod
 from lg_procs import run_cli
+
+pytestmark = pytest.mark.slow  # loadgen CLI processes against a fake API, bounded in seconds
 
 NS = "selfheal-lb-dev"
 APP_LABELS = {"app.kubernetes.io/name": "articles", "app.kubernetes.io/instance": "dev"}

@@ -13,11 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fake_kube import FakeKube, Pod
 
 from components import offline
 from components.loadgen import RUN_ANNOTATION
 from loadgen import fortio
+
+pytestmark = pytest.mark.slow  # loadgen CLI processes against a fake API, bounded in seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).with_name("fixtures")

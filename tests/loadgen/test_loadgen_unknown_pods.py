@@ -12,8 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from fake_kube import FakeKube
 from lg_procs import ROOT, run_cli
+
+pytestmark = pytest.mark.slow  # loadgen CLI processes against a fake API, bounded in seconds
 
 NS = "selfheal-lb-dev"
 APP_LABELS = {"app.kubernetes.io/name": "articles", "app.kubernetes.io/instance": "dev"}
