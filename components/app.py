@@ -380,7 +380,7 @@ class ArticleApp(pulumi.ComponentResource):
             pulumi.log.warn(
                 "ingressAllowedCidrs is wider than one address and clusterPodCidrs is unset: on "
                 "Calico and kube-router pods of other namespaces can reach the app pods directly; "
-                "set clusterPodCidrs to the cluster's pod range (README, Security)",
+                "set clusterPodCidrs to the cluster's pod range (docs/security.md)",
                 resource=self,
             )
         allow_http = k8s.networking.v1.NetworkPolicy(

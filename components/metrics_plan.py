@@ -2,8 +2,8 @@
 cluster, however many stacks share it.
 
 `decide()` turns the config (`metricsServerEnabled`: auto | true | false) and what the probe
-found (components/metrics_api.py) into a `MetricsPlan`. The ownership rules (README,
-"metrics-server: one per cluster"):
+found (components/metrics_api.py) into a `MetricsPlan`. The ownership rules (docs/metrics-server.md,
+"Ownership"):
 
 - The first stack that finds no metrics API installs the chart and becomes its owner: the
   APIService is annotated with that stack (`<project>/<stack>` and its namespace).
@@ -12,7 +12,7 @@ found (components/metrics_api.py) into a `MetricsPlan`. The ownership rules (REA
 - The owner keeps managing it (upgrades, values) on every later `up`.
 - Its objects are retained on delete: `pulumi destroy` of the owner leaves metrics-server
   running for the stacks that still use it; the owner's next `up` adopts it again. Removing
-  it for good is one command by hand (README).
+  it for good is one command by hand (docs/metrics-server.md).
 
 `OFFLINE` is set by components/offline.py under the mocks: the probe's answer and the chart
 archive are then given, not looked up. `python -m components.metrics_plan STACK` is the

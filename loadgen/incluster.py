@@ -306,8 +306,8 @@ def verify_in_cluster(
     units = None
     if keepalive:
         if fortio_summary and fortio_summary["units"] > 0:
-            # min(sockets, threads) per run: see README "Units" (reconnects add sockets that
-            # carry few requests; counting them as full units understates the variance).
+            # min(sockets, threads) per run (docs/verification.md, "The verdict"): reconnects add
+            # sockets that carry few requests; counting them as full units understates the variance.
             units = fortio_summary["units"]
             if fortio_summary["connections"] != units:
                 notes.append(

@@ -5,7 +5,7 @@ A Kubernetes Service (kube-proxy) picks a backend per *connection*. With keep-al
 connection carries many requests to one pod, so request counts are lumpy: testing them as
 if each request were independent would flag normal splits. We therefore test the balanced
 unit: connections with keep-alive, requests without. When only per-pod request counts are
-known (in-cluster), requests are converted to effective connection counts, see README.md.
+known (in-cluster), requests are converted to effective connection counts, see docs/verification.md.
 """
 
 from __future__ import annotations

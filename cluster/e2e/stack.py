@@ -19,7 +19,7 @@ out the way the engine would (the rules, taken from the providers' source, are i
 
 So the commands and objects cannot drift from what the program declares. `destroy` deletes in
 reverse order. Why not the engine: it cannot be installed on this machine by the project's own
-means (README, "What is and is not verified").
+means (docs/verified.md).
 """
 
 from __future__ import annotations
