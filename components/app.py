@@ -42,6 +42,11 @@ APP_MAX_DRAIN_SECONDS = 20
 APP_GRACE_BUDGET_SECONDS = 25
 # RollingUpdate: never below the serving count, one extra pod at a time (the quota counts it).
 ROLLOUT_MAX_SURGE = 1
+# The taints the node lifecycle controller puts on a node it has lost (NotReady: the kubelet
+# says so; unreachable: it stopped reporting). Without tolerations of our own, the API server's
+# DefaultTolerationSeconds plugin gives every pod 300 s of both: five minutes before the pods of
+# a lost node are replaced elsewhere.
+NODE_LOSS_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 
 
 @dataclass(frozen=True)
@@ -328,12 +333,16 @@ class ArticleApp(pulumi.ComponentResource):
                             "max_skew": 1,
                             "topology_key": "kubernetes.io/hostname",
                             # Spread when there are nodes to spread over; single-node minikube
-                            # still schedules every replica.
+                            # still schedules every replica. Not DoNotSchedule: a lost node
+                            # stays a domain with 0 pods (nodeTaintsPolicy Ignore, terminating
+                            # pods not counted), so the replacements of its pods would stay
+                            # Pending until it came back; a full node would block a rollout.
                             "when_unsatisfiable": "ScheduleAnyway",
                             "label_selector": {"match_labels": self.selector_labels},
                             "match_label_keys": ["pod-template-hash"],
                         }
                     ],
+                    "tolerations": node_loss_tolerations(s.node_loss_toleration_seconds),
                     "containers": [container],
                     "volumes": volumes,
                 },
@@ -430,6 +439,15 @@ def _mount_state_store(
             },
         }
     )
+
+
+def node_loss_tolerations(seconds: int) -> list[dict[str, Any]]:
+    """Stay on a lost node `seconds` after its taint appears, then be evicted (and replaced on
+    the nodes left): nodeLossTolerationSeconds instead of the admission plugin's 300 s."""
+    return [
+        {"key": key, "operator": "Exists", "effect": "NoExecute", "toleration_seconds": seconds}
+        for key in NODE_LOSS_TAINTS
+    ]
 
 
 def _field_env(name: str, field_path: str) -> dict[str, Any]:

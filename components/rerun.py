@@ -35,6 +35,9 @@ RERUNS_LOAD: dict[str, str] = {
     "appMemoryLimit": "the pod template: a rollout",
     "drainSeconds": "the pod template: a rollout",
     "terminationGracePeriodSeconds": "the pod template: a rollout",
+    # It changes nothing the load measures, but the rollout replaces every pod the last
+    # report names (pods and their nodes): a report of pods that are gone would be stale.
+    "nodeLossTolerationSeconds": "the pod template: a rollout",
     "serviceType": "the Service the load goes through",
     "servicePort": "the Service the load goes through",
     "sessionAffinity": "sticky sessions: another verdict",
@@ -94,6 +97,7 @@ def load_trigger(s: Settings, pod_annotations: Mapping[str, str]) -> str:
             s.image,
             (app.replicas, app.workers, app.resources, app.drain_seconds),
             (app.termination_grace_seconds, app.service_type, app.service_port),
+            app.node_loss_toleration_seconds,
             (app.session_affinity, app.network_policy, app.ingress_cidrs, app.pod_cidrs),
             s.autoscaling,
             s.metrics_server.mode,

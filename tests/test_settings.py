@@ -77,6 +77,13 @@ def test_defaults_alone_make_valid_settings():
     assert s.app.ingress_cidrs == ("0.0.0.0/0",)
 
 
+def test_pods_leave_a_lost_node_after_5_s_unless_the_stack_says_otherwise():
+    """Kubernetes' own 300 s would keep a lost node's pods unreplaced for five minutes."""
+    assert settings_from({}).app.node_loss_toleration_seconds == 5
+    assert dev(nodeLossTolerationSeconds=0).app.node_loss_toleration_seconds == 0
+    assert dev(nodeLossTolerationSeconds="120").app.node_loss_toleration_seconds == 120
+
+
 def test_hpa_min_zero_means_app_replicas_and_namespace_comes_from_the_stack():
     s = settings_from(dev_config(appReplicas=5), stack="Feature_Branch.2")
     assert s.autoscaling.min_replicas == 5
@@ -147,6 +154,9 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"sessionAffinity": "Cookie"}, "one of None, ClientIP"),
     ({"pdbMaxUnavailable": 0}, "an integer from 1 to 2"),
     ({"pdbMaxUnavailable": 3}, "below appReplicas=3"),
+    ({"nodeLossTolerationSeconds": -1}, "an integer from 0 to 3600"),
+    ({"nodeLossTolerationSeconds": 3601}, "an integer from 0 to 3600"),
+    ({"nodeLossTolerationSeconds": "5s"}, "an integer from 0 to 3600"),
     ({"ingressAllowedCidrs": ["10.0.0.0/33"]}, "is not a CIDR"),
     ({"ingressAllowedCidrs": "0.0.0.0/0"}, "a list of strings"),
     ({"clusterPodCidrs": ["10.244.0.0/33"]}, "is not a CIDR"),

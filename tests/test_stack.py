@@ -61,6 +61,16 @@ def test_service_selects_the_app_pods_and_only_them(dev_run):
     assert selects(deployment["selector"]["matchLabels"], app_pod_labels(dev_run))
 
 
+@pytest.mark.parametrize(("config", "seconds"), [({}, 5), ({"nodeLossTolerationSeconds": 42}, 42)])
+def test_the_app_pods_tolerate_a_lost_node_for_node_loss_toleration_seconds(config, seconds):
+    run = offline.run_program(dev_config(**config), stack="dev")
+    pod = run.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    assert {(t["key"], t["effect"], t["tolerationSeconds"]) for t in pod["tolerations"]} == {
+        ("node.kubernetes.io/not-ready", "NoExecute", seconds),
+        ("node.kubernetes.io/unreachable", "NoExecute", seconds),
+    }
+
+
 def test_fortio_targets_the_service_by_its_dns_name(dev_run):
     service = dev_run.one(SERVICE).inputs
     url = dev_run.one(JOB).inputs["spec"]["template"]["spec"]["containers"][0]["args"][-1]

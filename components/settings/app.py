@@ -33,6 +33,9 @@ class AppSettings:
     pdb_max_unavailable: int
     network_policy: bool
     ingress_cidrs: tuple[str, ...]
+    # tolerationSeconds of the pods' NoExecute tolerations of a NotReady/unreachable node: how
+    # long after a node loss is detected its pods are evicted and replaced elsewhere.
+    node_loss_toleration_seconds: int
     # The cluster's pod ranges, carved out of ingress_cidrs (components/network.ip_blocks).
     pod_cidrs: tuple[str, ...] = ()
     # serviceAwaitLoadBalancer: False = Service annotated pulumi.com/skipAwait so `up` does not
@@ -105,6 +108,7 @@ def parse_app(r: Reader) -> AppSettings:
     affinity = r.string("sessionAffinity", choices=("None", "ClientIP"))
     pdb_high = max(1, replicas - 1)
     pdb = r.integer("pdbMaxUnavailable", 1, pdb_high, f" (below appReplicas={replicas})")
+    node_loss = r.integer("nodeLossTolerationSeconds", 0, 3600)
     cidrs = parse_cidrs(r, "ingressAllowedCidrs")
     pod_cidrs = parse_cidrs(r, "clusterPodCidrs")
     return AppSettings(
@@ -119,6 +123,7 @@ def parse_app(r: Reader) -> AppSettings:
         pdb_max_unavailable=pdb,
         network_policy=r.boolean("networkPolicy"),
         ingress_cidrs=cidrs,
+        node_loss_toleration_seconds=node_loss,
         pod_cidrs=pod_cidrs,
         await_load_balancer=await_lb,
     )

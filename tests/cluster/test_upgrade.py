@@ -129,3 +129,22 @@ def test_the_e2e_check_names_what_lost_its_identity():
     ]
     with pytest.raises(upgrade.CheckFailed, match="would delete app-namespace"):
         upgrade.kept_identity(deleting, before, {ns_new: "uid-1"}, {ns_old: ns_new})
+
+
+def test_a_new_node_loss_toleration_rolls_the_pods_out_and_replaces_no_deployment():
+    """nodeLossTolerationSeconds is in the pod template: a change (and the upgrade that first
+    adds the tolerations) is an update of the Deployment, a rolling update of its pods, never a
+    delete-and-create of the Deployment (which would drop every serving pod at once)."""
+    old = stack.evaluate("dev").resources
+    new = stack.evaluate("dev", nodeLossTolerationSeconds=30).resources
+    steps = upgrade.plan_upgrade(old, new)
+    assert [(s.name, s.step) for s in steps if s.kind.endswith(":Deployment")] == [
+        ("app-deployment", "update")
+    ]
+    # Nothing else of Kubernetes' is created, replaced or deleted (that the load and the check
+    # re-run over the new pods is tests/test_reverification.py's).
+    assert not [
+        s.name
+        for s in steps
+        if s.kind.startswith("kubernetes:") and s.step in ("create", "replace", "delete")
+    ]

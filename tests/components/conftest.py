@@ -38,6 +38,7 @@ APP_CASE: dict[str, Any] = {
         "pdb_max_unavailable": 1,
         "network_policy": True,
         "ingress_cidrs": ["0.0.0.0/0"],
+        "node_loss_toleration_seconds": 5,
         "await_load_balancer": False,
     },
     "autoscaling": {"enabled": True, "min_replicas": 0, "max_replicas": 10, "cpu_utilization": 70},

@@ -46,6 +46,7 @@ def app_settings(drain: int, grace: int) -> AppSettings:
         pdb_max_unavailable=1,
         network_policy=True,
         ingress_cidrs=("0.0.0.0/0",),
+        node_loss_toleration_seconds=5,
     )
 
 
@@ -222,6 +223,18 @@ def test_topology_spread_prefers_distinct_nodes_but_never_blocks_scheduling(run_
     assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
     assert spread["maxSkew"] == 1
     assert spread["labelSelector"]["matchLabels"] == APP_SELECTOR
+
+
+@pytest.mark.parametrize("seconds", [0, 17, 3600])
+def test_pods_leave_a_lost_node_after_the_configured_seconds(run_app, seconds):
+    """Both taints of a lost node (NotReady, unreachable), NoExecute, with the configured time:
+    otherwise the API server adds 300 s of each and the pods wait five minutes on a dead node."""
+    settings = {"node_loss_toleration_seconds": seconds}
+    pod = run_app(settings=settings).one("Deployment").inputs["spec"]["template"]["spec"]
+    assert sorted(pod["tolerations"], key=lambda t: t["key"]) == [
+        {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}
+        for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+    ]
 
 
 # --- HPA and who owns spec.replicas --------------------------------------------------------
