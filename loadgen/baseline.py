@@ -28,6 +28,7 @@ class Counters:
     # When each pod last became Ready (the Ready condition's lastTransitionTime, ISO UTC).
     ready_since: dict[str, str] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)  # each pod's /metrics, for consistency
+    nodes: dict[str, str] = field(default_factory=dict)  # each running pod's spec.nodeName
 
 
 def load_baseline(source: str) -> dict[str, Any]:

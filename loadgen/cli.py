@@ -197,7 +197,9 @@ def _finish_verify(args: argparse.Namespace, rep: dict) -> int:
     }.get(str(rep.get("verdict")), {0: "balanced", 1: "imbalanced", 2: "could not verify"}[code])
     if code == 2:
         label = "could not verify"
-    print(f"loadgen verify: {label}: {rep['reason']}", file=sys.stderr)
+    served_from = rep.get("nodes_served") or 0  # in-cluster only: the API names the nodes
+    where = f" ({served_from} node{'s' * (served_from != 1)} served traffic)" if served_from else ""
+    print(f"loadgen verify: {label}: {rep['reason']}{where}", file=sys.stderr)
     if args.report_only and code == 1:
         return 0
     return code

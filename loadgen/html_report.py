@@ -12,7 +12,7 @@ import html
 import math
 from typing import Any
 
-from loadgen import stats
+from loadgen import nodes, stats
 
 BAR_WIDTH = 520  # px for a share of `scale`
 
@@ -41,8 +41,10 @@ def _share_rows(rep: dict[str, Any], band: tuple[float, float] | None) -> str:
     pods = rep.get("pods") or []
     scale = max([p.get("share") or 0 for p in pods] + [band[1] if band else 0, 0.01]) * 1.1
     x = lambda share: BAR_WIDTH * share / scale  # noqa: E731 (a local scale)
+    with_nodes = any(p.get("node") for p in pods)
     rows = []
     for i, p in enumerate(pods):
+        node = f'<td class="node">{_e(p.get("node") or "-")}</td>' if with_nodes else ""
         share = float(p.get("share") or 0.0)
         expected = float(p.get("expected_share") or 0.0)
         inside = band is None or band[0] <= share <= band[1]
@@ -54,7 +56,7 @@ def _share_rows(rep: dict[str, Any], band: tuple[float, float] | None) -> str:
         )
         rows.append(
             f'<tr class="pod" data-pod="{_e(p["name"])}" data-share="{share:.4f}" '
-            f'data-inside="{str(inside).lower()}"><td class="name">{_e(p["name"])}</td>'
+            f'data-inside="{str(inside).lower()}"><td class="name">{_e(p["name"])}</td>{node}'
             f'<td><svg width="{BAR_WIDTH + 10}" height="30" role="img" '
             f'aria-label="{_e(p["name"])} share {share:.1%}">{band_svg}'
             f'<rect class="bar" id="bar-{i}" x="0" y="7" width="{x(share):.1f}" height="16" '
@@ -122,6 +124,13 @@ def render(rep: dict[str, Any]) -> str:
     )  # fmt: skip
     res_note = (rep.get("resources") or {}).get("note", "no resource figures")
     notes = "".join(f"<li>{_e(n)}</li>" for n in rep.get("notes") or [])
+    node_head = "<th>node</th>" if any(p.get("node") for p in rep.get("pods") or []) else ""
+    node_line = nodes.text_line(rep)
+    node_p = (
+        f'<p id="nodes" data-nodes-served="{_e(rep["nodes_served"])}">{_e(node_line)}</p>'
+        if node_line
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>loadgen verify: {_e(verdict)}</title>
@@ -139,10 +148,11 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 <h2>Share of the load per pod</h2>
 <p id="band" data-low="{band[0] if band else ""}" data-high="{band[1] if band else ""}">
 {_e(band_text)}; dashed line: the share uniform assignment expects.</p>
-<table id="shares"><tr><th>pod</th><th>share of the load</th><th>share</th><th>requests</th>
-<th>{_e(dist.get("unit", "unit"))}s</th></tr>
+<table id="shares"><tr><th>pod</th>{node_head}<th>share of the load</th><th>share</th>
+<th>requests</th><th>{_e(dist.get("unit", "unit"))}s</th></tr>
 {_share_rows(rep, band)}
 </table>
+{node_p}
 <p>test: {_e(dist.get("method"))}; p={_num(dist.get("p_value"), ".3g")};
 alpha={_e(dist.get("alpha"))};
 {_e(dist.get("units_total"))} {_e(dist.get("unit"))}s over {_e(dist.get("expected_pods"))} pods;

@@ -9,7 +9,7 @@ import time
 import uuid
 from typing import Any
 
-from loadgen import consistency, fortio, kube, membership, prom, report
+from loadgen import consistency, fortio, kube, membership, nodes, prom, report
 from loadgen.affinity import decide_sticky
 from loadgen.baseline import (
     SNAPSHOT_KIND,
@@ -41,6 +41,7 @@ def read_counters(client: KubeClient, namespace: str, selector: str) -> Counters
             out.not_running[name] = f"pod is {kube.phase(pod)}"
             continue
         out.uids[name] = str((pod.get("metadata") or {}).get("uid", ""))
+        out.nodes[name] = kube.node_name(pod)
         out.ready[name] = kube.is_ready(pod)
         if kube.is_terminating(pod):
             out.terminating.add(name)
@@ -132,6 +133,7 @@ def snapshot(
                 "served": c.served[name],
                 "uid": c.uids.get(name, ""),
                 "ready": c.ready.get(name, False),
+                "node": c.nodes.get(name, ""),
             }
             for name in sorted(c.served)
         },
@@ -238,6 +240,7 @@ def verify_in_cluster(
     served, delta_notes = deltas(baseline, after)
     notes.extend(delta_notes)
     all_served = float(sum(served.values()))
+    by_node = nodes.served_by_node(served, nodes.pod_nodes(after, baseline))
     served, left_out, membership_notes = split_by_membership(served, baseline, after)
     notes.extend(membership_notes)
     kept = float(sum(served.values())) / all_served if all_served > 0 else 1.0
@@ -246,7 +249,7 @@ def verify_in_cluster(
     if expected_pods is not None and left:
         # Pods that left during the run are reported; the test covers the ones that stayed.
         expected_pods = max(1, expected_pods - left)
-    extra: dict[str, Any] = {"fortio": fortio_summary, "resources": resources}
+    extra: dict[str, Any] = {"fortio": fortio_summary, "resources": resources, **by_node}
     total = fortio_summary["total"] if fortio_summary else int(sum(served.values()))
     errors = fortio_summary["errors"] if fortio_summary else None
     extra.update(total=total, errors=errors)
@@ -347,7 +350,9 @@ def _in_cluster_report(
 ) -> dict[str, Any]:
     pods = report.pod_rows(verdict, resources.get("pods") or {})
     idle = ((baseline or {}).get("resources_idle") or {}).get("pods") or {}
+    node_of = nodes.pod_nodes(after, baseline)
     for row in pods:
+        row["node"] = node_of.get(row["name"])  # None: not scheduled, or a missing pod
         row["ready"] = after.ready.get(row["name"])
         row["resources_idle"] = idle.get(row["name"])
     now = set(after.served) | set(after.unreadable) | set(after.not_running)

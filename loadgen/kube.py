@@ -364,6 +364,11 @@ def pod_name(pod: dict) -> str:
     return str((pod.get("metadata") or {}).get("name", ""))
 
 
+def node_name(pod: dict) -> str:
+    """The node the scheduler bound the pod to (spec.nodeName); "" while it is unscheduled."""
+    return str((pod.get("spec") or {}).get("nodeName") or "")
+
+
 def is_terminating(pod: dict) -> bool:
     return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from loadgen import nodes
 from loadgen.verdict import Verdict
 
 REPORT_VERSION = 1
@@ -70,7 +71,13 @@ def render_table(report: dict) -> str:
     pods = report.get("pods") or []
     if pods:
         unit = (report.get("distribution") or {}).get("unit", "request")
-        header = f"{'pod':<40} {'requests':>9} {'share':>7} {'expected':>8} {unit + 's':>12}"
+        # The node column only where the report has nodes (in-cluster: the API names them).
+        node_width = max((len(p.get("node") or "") for p in pods), default=0)
+        node_width = max(node_width, len("node")) if node_width else 0
+        node_head = f" {'node':<{node_width}}" if node_width else ""
+        header = (
+            f"{'pod':<40}{node_head} {'requests':>9} {'share':>7} {'expected':>8} {unit + 's':>12}"
+        )
         has_res = any(p.get("resources") for p in pods)
         has_idle = any(p.get("resources_idle") for p in pods)
         if has_res:
@@ -79,8 +86,9 @@ def render_table(report: dict) -> str:
             header += f" {'idle cpu m':>10} {'idle MiB':>9}"
         lines.append(header)
         for p in pods:
+            node = f" {p.get('node') or '-':<{node_width}}" if node_width else ""
             line = (
-                f"{p['name']:<40} {p['requests']:>9} {p['share']:>7.1%} "
+                f"{p['name']:<40}{node} {p['requests']:>9} {p['share']:>7.1%} "
                 f"{p['expected_share']:>8.1%} {_fmt(p.get('units')):>12}"
             )
             res = p.get("resources")
@@ -97,6 +105,9 @@ def render_table(report: dict) -> str:
                     f" {_fmt(idle.get('cpu_mean_m')):>10} {_fmt(idle.get('memory_mean_mib')):>9}"
                 )
             lines.append(line)
+    node_line = nodes.text_line(report)
+    if node_line:
+        lines.append(node_line)
     dist = report.get("distribution")
     if dist and dist.get("p_value") is not None:
         lines.append(

@@ -51,6 +51,7 @@ class Pod:
     metrics_stamp: str | None = None  # the metrics API's timestamp for this pod (default: now)
     metrics_after: float = 0.0  # metrics-server lists the pod only this long after creation
     slot: int = 0  # which backend of its Deployment this pod stands for
+    node: str = ""  # spec.nodeName; "" = not scheduled (the API then has no nodeName)
     replaced: bool = False  # the fake ReplicaSet already made its successor
 
     def age(self) -> float:
@@ -84,8 +85,12 @@ class Pod:
             meta["deletionTimestamp"] = _now_iso()
         phase = self.phase()
         ready = "True" if self.ready() or (self.deleted_at and phase == "Running") else "False"
+        spec: dict[str, Any] = {"containers": [{"name": "articles"}]}
+        if self.node:
+            spec["nodeName"] = self.node
         return {
             "metadata": meta,
+            "spec": spec,
             "status": {
                 "phase": phase,
                 "conditions": [
@@ -106,6 +111,7 @@ class Deployment:
     ready_after: float = 0.5  # replacement pods become ready this long after creation
     recreate_after: float = 0.3  # the ReplicaSet notices a deletion this late
     terminate_after: float = 0.5  # a deleted pod stays (terminating) this long
+    nodes: list[str] = field(default_factory=list)  # each slot's node ("" or none: unscheduled)
 
 
 class FakeKube:
@@ -129,6 +135,7 @@ class FakeKube:
         *,
         backends: list[str] | list[dict[str, str]] | None = None,
         metrics_texts: list[str] | None = None,
+        nodes: list[str] | None = None,
         **timing: float,
     ) -> list[str]:
         slots: list[Any] = list(backends or metrics_texts or [])
@@ -139,6 +146,7 @@ class FakeKube:
             list(backends) if backends else [None] * len(slots),
             list(metrics_texts) if metrics_texts else [None] * len(slots),
             rs=f"{name}-5d8f7c",
+            nodes=list(nodes or []),
             **timing,
         )
         self.deployments[name] = dep
@@ -160,6 +168,7 @@ class FakeKube:
             ready_after=ready_after,
         )
         pod.slot = slot
+        pod.node = dep.nodes[slot] if slot < len(dep.nodes) else ""
         self.pods[name] = pod
         return pod
 

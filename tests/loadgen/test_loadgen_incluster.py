@@ -196,6 +196,42 @@ def test_baseline_is_subtracted(fake: FakeKube, kubeconfig: str, tmp_path: Path)
     assert [p["requests"] for p in json.loads(proc.stdout)["pods"]] == [100, 100, 100]
 
 
+def test_the_report_names_each_pods_node_and_how_many_nodes_served(
+    fake: FakeKube, kubeconfig: str
+) -> None:
+    """Pods as the API lists them (spec.nodeName): two of three on one node. The baseline
+    records each pod's node, the report names it per pod, counts the nodes that served and
+    says so in the table and the summary line."""
+    on = ["selfheal-lb-node", "selfheal-lb-node2", "selfheal-lb-node2"]
+    names = fake.add_deployment(
+        "articles",
+        APP_LABELS,
+        metrics_texts=[metrics("a", 300), metrics("b", 340), metrics("c", 320)],
+        nodes=on,
+    )
+    snap = cli(kubeconfig, "snapshot", "-n", NS, "-l", SEL, "--timeout", "10")
+    assert snap.returncode == 0, snap.stderr
+    assert {n: p["node"] for n, p in json.loads(snap.stdout)["pods"].items()} == dict(
+        zip(names, on, strict=True)
+    )
+    args = ("--no-keepalive", "--expect-pods", "3", "--timeout", "10")
+    proc = verify_in_cluster(kubeconfig, *args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert {p["name"]: p["node"] for p in rep["pods"]} == dict(zip(names, on, strict=True))
+    assert rep["nodes_served"] == 2
+    assert [(n["name"], n["requests"]) for n in rep["nodes"]] == [
+        ("selfheal-lb-node", 300),
+        ("selfheal-lb-node2", 660),
+    ]
+    assert proc.stderr.strip().endswith("(2 nodes served traffic)")
+    table = verify_in_cluster(kubeconfig, *args).stdout
+    assert (
+        "nodes: 2 served traffic: selfheal-lb-node (1 pod, 300 requests), "
+        "selfheal-lb-node2 (2 pods, 660 requests)"
+    ) in table.splitlines()
+
+
 def test_missing_pod_with_expect_3_exit_1(fake: FakeKube, kubeconfig: str) -> None:
     fake.add_deployment(
         "articles", APP_LABELS, metrics_texts=[metrics("a", 500), metrics("b", 500)]
