@@ -8,6 +8,27 @@ source "$(dirname "$0")/lib.sh"
 [ "$(id -u)" -eq 0 ] || die "must run as root (it stops the kubelet, containerd and their iptables rules)"
 T0=$SECONDS
 
+# leftovers: anything of a cluster still on this machine (processes it recorded, the extra
+# nodes' namespaces, veths, routes and cgroups, slb0/cni0, tagged iptables rules), one per line.
+leftovers() {
+  local f
+  for f in "$SLB_PIDS"/*.pid; do
+    [ -e "$f" ] && ours "$(basename "$f" .pid)" "$(basename "$f" .pid | sed 's/^node[0-9]-//; s/^lb-status$/lb_status.py/')" >/dev/null \
+      && echo "process $(basename "$f" .pid)"
+  done
+  ip netns list 2>/dev/null | awk '/^slb-node/{print "netns " $1}'
+  ip -br link 2>/dev/null | awk -v i="$SLB_IFACE" '$1 == i || $1 == "cni0" || $1 ~ /^slbn[0-9]/ {sub(/@.*/, "", $1); print "link " $1}'
+  ip route 2>/dev/null | awk '/^10\.244\.|^10\.199\./{print "route " $1}'
+  ls -d /sys/fs/cgroup/*/selfheal-lb-node* 2>/dev/null | sed 's/^/cgroup /'
+  iptables -S 2>/dev/null | grep -c -- '--comment "\?selfheal-lb' | awk '$1 > 0 {print "iptables rules " $1}'
+  return 0
+}
+if [ "${1:-}" = --check ]; then  # down.sh --check: list what is left, exit 1 if anything
+  left="$(leftovers)"
+  [ -z "$left" ] || die "left on this machine: $(echo "$left" | paste -sd, -)"
+  exit 0
+fi
+
 stop() {  # stop NAME [PATTERN]: SIGTERM, up to 10 s, then SIGKILL; only if it is still ours
   local pid
   if pid="$(ours "$1" "${2:-$1}")"; then
@@ -103,5 +124,7 @@ for chain in $(iptables -t nat -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do
   iptables -t nat -F "$chain" 2>/dev/null && iptables -t nat -X "$chain" 2>/dev/null
 done
 
+left="$(leftovers)"
 rm -rf "$SLB_STATE"
+[ -z "$left" ] || die "stopped, but these are left: $(echo "$left" | paste -sd, -)"
 log "stopped and removed in $((SECONDS - T0)) s (binaries and images stay in $SLB_CACHE)"
