@@ -23,18 +23,19 @@ number() {
     "$NODE_NAME"[0-9]) n="${arg#"$NODE_NAME"}" ;;
     *) die "no node '$arg' on the local cluster (nodes: $(names))" ;;
   esac
-  ((n == 1)) && die "$NODE_NAME holds the control plane and cannot be cut: pick an extra node ($(names))"
+  ((n == 1)) && die "$NODE_NAME holds the control plane and cannot be cut: pick an extra node ($(extras))"
   ip link show "$(node_veth "$n")" >/dev/null 2>&1 \
     || die "no node '$arg' on the local cluster (nodes: $(names))"
   echo "$n"
 }
-names() {
-  local n out="$NODE_NAME"
+extras() {  # the extra nodes' names, or "none: make cluster NODES=3"
+  local n out=""
   for ((n = 2; n <= MAX_NODES; n++)); do
-    ip link show "$(node_veth "$n")" >/dev/null 2>&1 && out+=", $(node_name "$n")"
+    ip link show "$(node_veth "$n")" >/dev/null 2>&1 && out+="${out:+, }$(node_name "$n")"
   done
-  echo "$out"
+  echo "${out:-none: make cluster NODES=3}"
 }
+names() { echo "$NODE_NAME, $(extras)"; }
 is_cut() { ! ip -br link show "$(node_veth "$1")" 2>/dev/null | grep -qw UP; }
 ready() {  # ready NAME: the node's Ready condition as the API server has it (True/False/Unknown)
   kc get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' --request-timeout=5s 2>/dev/null \

@@ -49,7 +49,7 @@ if [ -f "$SLB_STATE/ready" ] && all_running && kc get --raw /readyz >/dev/null 2
   log "already running with $have node(s) (kubeconfig $SLB_KUBECONFIG, context $SLB_CONTEXT)"
   exit 0
 fi
-if [ -d "$SLB_STATE" ] && { ls "$SLB_PIDS"/*.pid >/dev/null 2>&1 || ip netns list | grep -q '^slb-node'; }; then
+if ls "$SLB_PIDS"/*.pid >/dev/null 2>&1 || ip netns list | grep -q '^slb-node'; then
   log "a partly started cluster was found: stopping it first"
   "$CLUSTER_DIR/down.sh"
 fi
