@@ -126,11 +126,14 @@ verify-url: venv ## send 1000 requests to the stack's `url` output and judge the
 	[ -n "$$url" ] || { echo "selfheal-lb: the stack's url output is empty: $$(pulumi stack output --stack $(STACK) externalIpNote)" >&2; exit 1; }; \
 	$(PY) -m loadgen verify --url "$${url}article1" --expect-pods "$$(pulumi stack output --stack $(STACK) appReplicas)"
 
-# A real one-node cluster on this Linux machine (cluster/): pinned binaries built once into
+# A real cluster on this Linux machine (cluster/): pinned binaries built once into
 # ~/.cache/selfheal-lb, images built locally, context `selfheal-lb` in
-# ~/.cache/selfheal-lb/cluster/kubeconfig. Root only.
-cluster: venv ## start the local one-node Kubernetes cluster (metrics-server, load balancer, NetworkPolicy)
-	./cluster/up.sh
+# ~/.cache/selfheal-lb/cluster/kubeconfig. Root only. NODES=3: two more kubelets, each in a
+# network namespace of its own (cluster/nodes.sh; cut one with cluster/node.sh). Without NODES
+# a running cluster is left as it is, a new one has one node.
+NODES ?=
+cluster: venv ## start the local Kubernetes cluster, NODES=1..4 (metrics-server, load balancer, NetworkPolicy)
+	./cluster/up.sh $(NODES)
 
 cluster-down: ## stop the local cluster and remove its state (binaries and images stay cached)
 	./cluster/down.sh

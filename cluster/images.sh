@@ -1,26 +1,34 @@
 #!/usr/bin/env bash
 # Container images for a cluster that cannot pull from any registry: built here and imported
-# into containerd's k8s.io namespace (what `kind load docker-image` or `minikube image load`
-# do for their nodes).
+# into containerd's k8s.io namespace of every running node (what `kind load docker-image` or
+# `minikube image load` do for their nodes): a pod may land on any of them.
 #   images.sh system        pause, CoreDNS, metrics-server, fortio: each a static binary from
 #                           cluster/build.sh in an image FROM scratch
-#   images.sh load REF...   copy images from the local Docker engine into the node
+#   images.sh load REF...   copy images from the local Docker engine into every node
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-CTR=(ctr --address "$SLB_STATE/containerd.sock" --namespace k8s.io)
+mapfile -t SOCKS < <(live_node_socks)
+((${#SOCKS[@]})) || die "no node's containerd answers (is the cluster running? make cluster)"
 
 docker_up() {  # the local Docker engine (started when root and missing), no registry needed
   "$CLUSTER_DIR/../scripts/docker-base.sh" >/dev/null \
     || die "no Docker engine to build images with (scripts/docker-base.sh said why above)"
 }
 
-load() {  # load REF...: docker save | ctr import, unless containerd has it already
-  local ref
+load() {  # load REF...: docker save once, ctr import into each node's containerd
+  local ref sock tar
   for ref in "$@"; do
     docker image inspect "$ref" >/dev/null 2>&1 || die "image $ref is not in the local Docker engine: build it first"
-    docker save "$ref" | "${CTR[@]}" images import --no-unpack=false - >/dev/null \
-      || die "could not import $ref into containerd"
   done
+  tar="$(mktemp --suffix .tar)"
+  # shellcheck disable=SC2064
+  trap "rm -f '$tar'" EXIT
+  docker save "$@" >"$tar" || die "docker save $* failed"
+  for sock in "${SOCKS[@]}"; do
+    ctr --address "$sock" --namespace k8s.io images import --no-unpack=false "$tar" >/dev/null \
+      || die "could not import $* into the containerd at $sock"
+  done
+  rm -f "$tar"
 }
 
 scratch_image() {  # scratch_image REF BINARY [EXTRA_FILE_DIR]: FROM scratch + one static binary

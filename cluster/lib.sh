@@ -30,12 +30,61 @@ API_PORT=6443
 ETCD_CLIENT_PORT=2379
 ETCD_PEER_PORT=2380
 
+# Extra nodes (make cluster NODES=N, cluster/nodes.sh): node N >= 2 is a kubelet, containerd,
+# kube-proxy and kube-router in a network namespace of its own, joined to slb0 by a veth pair.
+# Node 1 is the one above (host namespace, control plane). Node N: address 10.199.0.N, pods
+# 10.244.(N-1).0/24; the host routes every node's pod range to that node's address.
+MAX_NODES=4
+CLUSTER_CIDR=10.244.0.0/16
+CONTROL_PLANE_LABEL=node-role.kubernetes.io/control-plane
+EXTRA_NODE_LABEL=selfheal-lb.dev/extra-node
+# What one extra node needs: its four daemons' RSS measured 248-251 MiB idle
+# (docs/local-cluster-and-ci.md), plus room for their growth and the pods' shims; up.sh refuses
+# NODES it cannot fit into MemAvailable.
+EXTRA_NODE_MIB=400
+
 # Images the cluster and the e2e need: built here (no registry can be pulled from) and
 # imported into containerd's k8s.io namespace under these names.
 PAUSE_IMAGE="localhost/selfheal-lb/pause:$PAUSE_VERSION"
 COREDNS_IMAGE="localhost/selfheal-lb/coredns:${COREDNS_VERSION#v}"
 METRICS_SERVER_IMAGE="localhost/selfheal-lb/metrics-server:$METRICS_SERVER_VERSION"
 FORTIO_IMAGE="localhost/selfheal-lb/fortio:${FORTIO_VERSION#v}"
+
+node_name() { if (($1 == 1)); then echo "$NODE_NAME"; else echo "$NODE_NAME$1"; fi; }
+node_ip() { echo "10.199.0.$1"; }
+node_pod_cidr() { echo "10.244.$(($1 - 1)).0/24"; }
+node_netns() { echo "slb-node$1"; }
+node_veth() { echo "slbn$1"; }  # the host side of node N's veth pair (on slb0)
+# node_state N: node 1's files stay where they always were; node N's below node<N>/.
+node_state() { if (($1 == 1)); then echo "$SLB_STATE"; else echo "$SLB_STATE/node$1"; fi; }
+node_sock() { echo "$(node_state "$1")/containerd.sock"; }
+# node_containerd_root N: images survive make cluster-down (each node has its own store).
+node_containerd_root() { if (($1 == 1)); then echo "$SLB_CACHE/containerd"; else echo "$SLB_CACHE/containerd-node$1"; fi; }
+# node_cgroup N: the extra node's kubelet keeps its pods below this cgroup (node 1: /kubepods).
+node_cgroup() { echo "/selfheal-lb-node$1"; }
+# node_cert BASE N: node N's certificate (node 1 keeps the names it always had).
+node_cert() { if (($2 == 1)); then echo "$1"; else echo "$1-node$2"; fi; }
+# node_pid N DAEMON: the name its PID file has ($SLB_PIDS/<name>.pid).
+node_pid() { if (($1 == 1)); then echo "$2"; else echo "node$1-$2"; fi; }
+# node_run N CMD...: CMD in node N's network namespace (only the network: `ip netns exec`
+# would also give it a mount namespace of its own and a fresh /sys without the cgroups, and the
+# kubelet's volume mounts must be seen by containerd).
+node_run() {
+  local n="$1"
+  shift
+  if ((n == 1)); then "$@"; else nsenter --net="/var/run/netns/$(node_netns "$n")" "$@"; fi
+}
+# nodes_recorded: how many nodes the running (or last) cluster was started with.
+nodes_recorded() { cat "$SLB_STATE/nodes" 2>/dev/null || echo 1; }
+# live_node_socks: the containerd socket of every node whose containerd answers.
+live_node_socks() {
+  local n sock
+  for ((n = 1; n <= MAX_NODES; n++)); do
+    sock="$(node_sock "$n")"
+    [ -S "$sock" ] && timeout 5 ctr --address "$sock" version >/dev/null 2>&1 && echo "$sock"
+  done
+  return 0
+}
 
 log() { echo "cluster: $*" >&2; }
 die() { echo "cluster: $*" >&2; exit 1; }

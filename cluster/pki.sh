@@ -57,8 +57,14 @@ make_pki() {
   sign admin selfheal-lb-admin system:masters "" ca
   sign controller-manager system:kube-controller-manager "" "" ca
   sign scheduler system:kube-scheduler "" "" ca
-  sign kubelet "system:node:$NODE_NAME" system:nodes "" ca
-  sign kubelet-serving "$NODE_NAME" "" "IP:$NODE_IP,DNS:$NODE_NAME" ca
+  local n
+  # Each kubelet: a client identity of its own (the Node authorizer lets it change only its
+  # own Node) and a serving certificate for its own address (metrics-server, logs, exec).
+  for ((n = 1; n <= ${NODES:-1}; n++)); do
+    sign "$(node_cert kubelet "$n")" "system:node:$(node_name "$n")" system:nodes "" ca
+    sign "$(node_cert kubelet-serving "$n")" "$(node_name "$n")" "" \
+      "IP:$(node_ip "$n"),DNS:$(node_name "$n")" ca
+  done
   sign kube-proxy system:kube-proxy "" "" ca
   sign kube-router system:kube-router "" "" ca
   sign lb-status system:selfheal-lb-lb-status "" "" ca

@@ -243,4 +243,4 @@ def test_kubelet_tls_is_checked_unless_a_local_clusters_stack_says_otherwise():
 def test_cluster_pod_cidrs_are_read_for_the_policies():
     s = dev(clusterPodCidrs=["10.244.0.0/16", "fd00:10:244::/56"])
     assert s.app.pod_cidrs == ("10.244.0.0/16", "fd00:10:244::/56")
-    assert settings_from(offline.stack_config("local", ROOT)).app.pod_cidrs == ("10.244.0.0/24",)
+    assert settings_from(offline.stack_config("local", ROOT)).app.pod_cidrs == ("10.244.0.0/16",)

@@ -75,7 +75,9 @@ def test_dashboard_expressions_over_real_pods():
         wait_ready(api, ns, 3)
         core = client.CoreV1Api(api)
         pods = sorted(p.metadata.name for p in core.list_namespaced_pod(ns).items)
-        node = core.list_node().items[0].metadata.name
+        # Every node's kubelet: with make cluster NODES=3 the pods spread over the nodes.
+        nodes = [n.metadata.name for n in core.list_node().items]
+        resource = "/api/v1/nodes/{}/proxy/metrics/resource".format
         server, tls = credentials(Path(tmp))
         proxy = {p: f"/api/v1/namespaces/{ns}/pods/{p}:9090/proxy" for p in pods}  # metrics port
         jobs = [
@@ -93,10 +95,12 @@ def test_dashboard_expressions_over_real_pods():
             ),
             mon_prom.static_job(
                 "kubelet-resource",
-                [mon_prom.Target(server, {})],
+                [
+                    mon_prom.Target(server, {"node": n, "__metrics_path__": resource(n)})
+                    for n in nodes
+                ],
                 honor_labels=True,
                 scheme="https",
-                metrics_path=f"/api/v1/nodes/{node}/proxy/metrics/resource",
                 tls_config=tls,
             ),
         ]
