@@ -178,7 +178,9 @@ class KubeClient:
     ) -> tuple[int, bytes]:
         headers = {"Accept": "application/json, */*"}
         if patch is not None:
-            headers["Content-Type"] = "application/strategic-merge-patch+json"
+            # A PATCH is a strategic merge patch (kubectl's default); a POST body is plain JSON.
+            patch_type = "application/strategic-merge-patch+json"
+            headers["Content-Type"] = patch_type if method == "PATCH" else "application/json"
         request = self._api.param_serialize(
             method=method,
             resource_path=path,
