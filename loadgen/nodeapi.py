@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 
-from loadgen.kube import KubeClient, KubeNotFound
+from loadgen.kube import RETRY_STATUSES, KubeClient, KubeNotFound
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 
@@ -50,4 +50,6 @@ def evict(client: KubeClient, namespace: str, pod: str) -> None:
             "/api/v1/namespaces/{namespace}/pods/{name}/eviction",
             {"namespace": namespace, "name": pod},
             patch=body,
+            # A PDB's 429 is an answer ("not now"), for the drain to wait out and count.
+            retry_statuses=RETRY_STATUSES - {429},
         )

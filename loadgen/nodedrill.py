@@ -210,12 +210,14 @@ def node_drill(client: KubeClient, s: Settings, run_cmd: Callable = nodecmd.run)
                 raise KubeError(f"the fault command failed: {rep['fault']['output']}")
             tracker.note(f"fault command done: {rep['fault']['output']}")
         client.extend(s.timeout + 60.0)
-        while tracker.now() - fault_t <= s.timeout:
+        while True:  # at least one look, even when a slow drain used up the time
             try:
                 if tracker.poll(desired, deployment):
                     break
             except KubeError as exc:  # one missed look only coarsens the timeline
                 tracker.poll_errors.append(kube.one_line(exc, 120))
+            if tracker.now() - fault_t > s.timeout:
+                break
             time.sleep(POLL)
         if tracker.recovered_t is not None:
             time.sleep(s.settle)  # traffic after recovery: do the replacements serve?
