@@ -16,7 +16,7 @@ export PULUMI_BACKEND_URL ?= $(LOCAL_BACKEND)
 # on that local backend. Any other stack on a passphrase backend (file://, s3://, gs://, azblob://)
 # brings its own PULUMI_CONFIG_PASSPHRASE (or _FILE), or the Pulumi targets refuse in one line.
 DEV_STACKS := dev kind local
-PULUMI_GOALS := up preview preview-diff reverify destroy drill top report-html verify-url
+PULUMI_GOALS := up preview preview-diff reverify destroy drill node-drill top report-html verify-url
 ifeq ($(PULUMI_CONFIG_PASSPHRASE)$(PULUMI_CONFIG_PASSPHRASE_FILE),)
   ifeq ($(PULUMI_BACKEND_URL)$(filter $(STACK),$(DEV_STACKS)),$(LOCAL_BACKEND)$(STACK))
     export PULUMI_CONFIG_PASSPHRASE := selfheal-lb-dev
@@ -104,9 +104,21 @@ redis-image: ## build the Redis image from Debian's redis-server (no registry); 
 # e.g. `minikube tunnel`).
 LG_SEL ?= app.kubernetes.io/name=articles,app.kubernetes.io/instance=$(STACK)
 LG_KILL ?= 1
-.PHONY: drill top verify-url report-html rollout-check
+.PHONY: drill node-drill top verify-url report-html rollout-check
 drill: venv ## delete LG_KILL app pods under the stack and time the self-healing
 	$(PY) -m loadgen drill --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --selector "$(LG_SEL)" --kill $(LG_KILL) --timeout 120
+# `make node-drill` loses a node under a steady load through the stack's `url` (NODE=auto: the
+# non-control-plane node with the most app pods; NODE=selfheal-lb-node2 names one) with
+# cluster/node.sh cut/restore, or FAULT_CMD/RESTORE_CMD ('minikube node stop {node}'); DRAIN=1
+# drains it instead. Needs a cluster of several nodes (make cluster NODES=3).
+NODE ?= auto
+DRAIN ?=
+FAULT_CMD ?=
+RESTORE_CMD ?=
+node-drill: venv ## lose (or DRAIN=1 drain) NODE=auto under load through the stack's url; time the self-healing, failures vs their bound
+	@url="$$(pulumi stack output --stack $(STACK) url)"; \
+	[ -n "$$url" ] || { echo "selfheal-lb: the stack's url output is empty: $$(pulumi stack output --stack $(STACK) externalIpNote)" >&2; exit 1; }; \
+	$(PY) -m loadgen drill --namespace "$$(pulumi stack output --stack $(STACK) namespace)" --selector "$(LG_SEL)" --node "$(NODE)" --url "$${url}article1" --timeout 180 $(if $(DRAIN),--drain) $(if $(FAULT_CMD),--fault-cmd '$(FAULT_CMD)') $(if $(RESTORE_CMD),--restore-cmd '$(RESTORE_CMD)')
 # `make rollout-check` waits (up to LG_ROLLOUT_TIMEOUT s) for the rollout you start in another
 # terminal (`pulumi up` after a change) and lists every failed request; LG_RESTART=1 starts one
 # itself (as `kubectl rollout restart`). Needs the Service reachable, as verify-url does.

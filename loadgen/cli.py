@@ -98,12 +98,18 @@ def _run_top(args: argparse.Namespace) -> int:
 def _run_drill(args: argparse.Namespace) -> int:
     from loadgen import drill, kube
 
+    if args.node:
+        from loadgen import cli_node
+
+        return cli_node.run(args)
+    if args.drain or args.fault_cmd or args.restore_cmd:
+        raise ValueError("--drain, --fault-cmd and --restore-cmd need --node NODE|auto")
     with kube.client(args.kubeconfig, args.context, args.api_timeout) as client:
         rep = drill.drill(
             client,
             namespace=args.namespace,
             selector=args.selector,
-            kill=args.kill,
+            kill=args.kill or 1,
             url=args.url,
             timeout=args.timeout,
             grace_seconds=args.grace_period,

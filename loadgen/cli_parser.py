@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from loadgen import cli_node
 from loadgen.verdict import DEFAULT_ALPHA
 
 DEFAULT_TIMEOUT = 30.0
@@ -181,8 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("drill", help="delete pods under traffic and time the recovery")
     _kube_args(d)
-    d.add_argument("--kill", type=_positive_int, default=1, help="pods to delete (default 1)")
+    d.add_argument("--kill", type=_positive_int, default=None, help="pods to delete (default 1)")
     d.add_argument("--url", default=None, help="send traffic here during the drill")
+    cli_node.add_args(d)
     d.add_argument(
         "--timeout",
         type=_positive_float,

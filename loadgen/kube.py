@@ -178,7 +178,9 @@ class KubeClient:
     ) -> tuple[int, bytes]:
         headers = {"Accept": "application/json, */*"}
         if patch is not None:
-            headers["Content-Type"] = "application/strategic-merge-patch+json"
+            # A PATCH is a strategic merge patch (kubectl's default); a POST body is plain JSON.
+            patch_type = "application/strategic-merge-patch+json"
+            headers["Content-Type"] = patch_type if method == "PATCH" else "application/json"
         request = self._api.param_serialize(
             method=method,
             resource_path=path,
@@ -201,6 +203,7 @@ class KubeClient:
         params: dict[str, str],
         query: dict | None = None,
         patch: dict | None = None,
+        retry_statuses: frozenset[int] = RETRY_STATUSES,
     ) -> bytes:
         """One API call (path with {placeholders} filled from params, URL-encoded by the
         client); retries transient failures within the deadline; raises KubeError otherwise."""
@@ -257,7 +260,7 @@ class KubeClient:
                 raise KubeNotFound(404, f"not found (404): {message or what}")
             if status != -1:
                 last = f"HTTP {status} for {what}: {message}"
-            if (status != -1 and status not in RETRY_STATUSES) or tries >= self.retries:
+            if (status != -1 and status not in retry_statuses) or tries >= self.retries:
                 if status == -1:
                     raise KubeError(last)
                 raise KubeStatusError(status, last)

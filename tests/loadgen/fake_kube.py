@@ -2,11 +2,13 @@
 
 list pods (label selectors), pod proxy (to a real app's /metrics or canned text), pod logs,
 delete pod (the "ReplicaSet" recreates it after a delay, ready after another), read
-Deployment and ReplicaSet, metrics.k8s.io pod metrics. Bearer-token auth, injectable faults
-(transient statuses, 403s, hangs) and a request log let tests check retries, timeouts and
-error handling. TLS, client certificates, RBAC and exec credentials are tested against the
-real cluster instead (test_loadgen_kube_real.py). State changes are computed lazily from
-timestamps, so no background thread mutates anything.
+Deployment and ReplicaSet, metrics.k8s.io pod metrics; nodes (list, get, cordon by PATCH), pods
+on a node (fieldSelector) and evictions (a PodDisruptionBudget's 429 injectable), with a
+"scheduler" that puts a replacement on a Ready, schedulable node. Bearer-token auth,
+injectable faults (transient statuses, 403s, hangs) and a request log let tests check
+retries, timeouts and error handling. TLS, client certificates, RBAC and exec credentials
+are tested against the real cluster instead (test_loadgen_kube_real.py). State changes are
+computed lazily from timestamps, so no background thread mutates anything.
 """
 
 from __future__ import annotations
@@ -121,6 +123,9 @@ class FakeKube:
         self.pods: dict[str, Pod] = {}
         self.deployments: dict[str, Deployment] = {}
         self.metrics_enabled = True
+        # name -> {"labels": {...}, "ready": "True"|"False"|"Unknown", "unschedulable": bool}
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.pdb_refusals = 0  # the next N evictions are refused (429), as a PDB would
         self.faults: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, str]] = []  # (method, path+query, auth header)
         self.lock = threading.RLock()
@@ -169,8 +174,33 @@ class FakeKube:
         )
         pod.slot = slot
         pod.node = dep.nodes[slot] if slot < len(dep.nodes) else ""
+        usable = sorted(
+            n for n, v in self.nodes.items() if v["ready"] == "True" and not v["unschedulable"]
+        )
+        if pod.node in self.nodes and pod.node not in usable and usable:
+            # The scheduler: not onto a lost or cordoned node; the least busy usable one.
+            busy = {n: sum(p.node == n for p in self.pods.values()) for n in usable}
+            pod.node = dep.nodes[slot] = min(usable, key=lambda n: (busy[n], n))
         self.pods[name] = pod
         return pod
+
+    def add_node(self, name: str, labels: dict[str, str] | None = None) -> None:
+        self.nodes[name] = {"labels": dict(labels or {}), "ready": "True", "unschedulable": False}
+
+    def lose_node(self, name: str, evict_after: float = 0.0) -> None:
+        """The node stops reporting: NotReady now, its pods evicted `evict_after` seconds later
+        (the taint manager's work), then replaced on the other nodes."""
+        with self.lock:
+            self.nodes[name]["ready"] = "Unknown"
+            self.nodes[name]["evict_at"] = time.monotonic() + evict_after
+
+    def node_json(self, name: str) -> dict[str, Any]:
+        n = self.nodes[name]
+        return {
+            "metadata": {"name": name, "labels": n["labels"]},
+            "spec": {"unschedulable": True} if n["unschedulable"] else {},
+            "status": {"conditions": [{"type": "Ready", "status": n["ready"]}]},
+        }
 
     def add_pod(self, pod: Pod) -> None:
         self.pods[pod.name] = pod
@@ -193,6 +223,11 @@ class FakeKube:
     # -- the lazy "controllers" ----------------------------------------------------------
     def reconcile(self) -> None:
         now = time.monotonic()
+        for name, node in self.nodes.items():
+            if node.get("evict_at") is not None and now >= node["evict_at"]:
+                for pod in self.pods.values():
+                    if pod.node == name and pod.deleted_at is None:
+                        pod.deleted_at = node["evict_at"]
         for dep in self.deployments.values():
             owned = [p for p in self.pods.values() if p.owner_name == dep.rs]
             for p in owned:
@@ -243,6 +278,12 @@ class FakeKube:
             def do_DELETE(self) -> None:
                 fake._handle(self, "DELETE")
 
+            def do_PATCH(self) -> None:
+                fake._handle(self, "PATCH")
+
+            def do_POST(self) -> None:
+                fake._handle(self, "POST")
+
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -287,6 +328,9 @@ class FakeKube:
 
     def _handle(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
         auth = h.headers.get("Authorization", "")
+        if method in ("PATCH", "POST"):  # read before any answer: the connection is reused
+            length = int(h.headers.get("Content-Length") or 0)
+            h.json_body = json.loads(h.rfile.read(length) or b"{}")  # type: ignore[attr-defined]
         with self.lock:
             self.requests.append((method, unquote(h.path), auth))
             fault = next(
@@ -323,6 +367,28 @@ class FakeKube:
         ns = self.namespace
         with self.lock:
             self.reconcile()
+        body: dict[str, Any] = getattr(h, "json_body", {})
+        if segs[:3] == ["api", "v1", "nodes"]:
+            with self.lock:
+                if len(segs) == 3 and method == "GET":
+                    items = [self.node_json(n) for n in sorted(self.nodes)]
+                    self._send(h, 200, {"kind": "NodeList", "items": items})
+                    return
+                if len(segs) == 4 and segs[3] in self.nodes:
+                    if method == "PATCH":
+                        spec = body.get("spec") or {}
+                        self.nodes[segs[3]]["unschedulable"] = bool(spec.get("unschedulable"))
+                    self._send(h, 200, self.node_json(segs[3]))
+                    return
+            self._status(h, 404, f'nodes "{segs[-1]}" not found')
+            return
+        if segs == ["api", "v1", "pods"] and method == "GET":
+            field_sel = query.get("fieldSelector", "")
+            node = field_sel.split("=", 1)[1] if field_sel.startswith("spec.nodeName=") else None
+            with self.lock:
+                items = [p.to_json(ns) for p in self.pods.values() if node in (None, p.node)]
+            self._send(h, 200, {"kind": "PodList", "apiVersion": "v1", "items": items})
+            return
         if segs[:4] == ["api", "v1", "namespaces", ns] and len(segs) >= 5 and segs[4] == "pods":
             if len(segs) == 5 and method == "GET":
                 with self.lock:
@@ -339,6 +405,19 @@ class FakeKube:
                 pod = self.pods.get(name)
             if pod is None:
                 self._status(h, 404, f'pods "{name}" not found')
+                return
+            if len(segs) == 7 and segs[6] == "eviction" and method == "POST":
+                with self.lock:
+                    if self.pdb_refusals > 0:
+                        self.pdb_refusals -= 1
+                        refusal = (
+                            "Cannot evict pod as it would violate the pod's disruption budget."
+                        )
+                        self._status(h, 429, refusal)
+                        return
+                    if pod.deleted_at is None:
+                        pod.deleted_at = time.monotonic()
+                self._send(h, 201, {"kind": "Status", "status": "Success"})
                 return
             if len(segs) == 6 and method == "DELETE":
                 with self.lock:
@@ -402,9 +481,7 @@ class FakeKube:
             return
         self._status(h, 404, "the server could not find the requested resource")
 
-    def _proxy(
-        self, h: http.server.BaseHTTPRequestHandler, pod: Pod, port: str, path: str
-    ) -> None:
+    def _proxy(self, h: http.server.BaseHTTPRequestHandler, pod: Pod, port: str, path: str) -> None:
         if pod.phase() != "Running":
             self._status(h, 503, f"error trying to reach service: pod {pod.name} not running")
             return
