@@ -1,11 +1,13 @@
 """The local cluster's LoadBalancer implementation: what `minikube tunnel` does for minikube.
 
 It gives every Service of type LoadBalancer an address from a pool (status.loadBalancer.ingress)
-and nothing else: kube-proxy already routes a load-balancer address to the Service's pods on
-the node, and the pool is routed to the node's own interface (cluster/up.sh), so the address is
-reachable from this machine. Why not MetalLB: on a one-node cluster with no neighbours its
-speaker (ARP/BGP announcements) has nobody to announce to, and it would add two more builds,
-images and CRDs; assigning the address is the only part this cluster lacks.
+and, once a second, deletes stale SYN entries to those addresses (cluster/stale_syns.py: a lost
+node's pods would otherwise blackhole a client that reuses source ports); nothing else:
+kube-proxy already routes a load-balancer address to the Service's pods on the node, and the
+pool is routed to the node's own interface (cluster/up.sh), so the address is reachable from
+this machine. Why not MetalLB: on a one-node cluster with no neighbours its speaker (ARP/BGP
+announcements) has nobody to announce to, and it would add two more builds, images and CRDs;
+assigning the address is the only part this cluster lacks.
 
 Run by cluster/up.sh as a host process with its own client certificate:
     python cluster/lb_status.py --kubeconfig FILE --pool 10.199.1.0/24
@@ -18,15 +20,22 @@ import ipaddress
 import logging
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable
 
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
+try:
+    from cluster.stale_syns import Pruner
+except ImportError:  # run as a script (cluster/up.sh): its own directory is on sys.path
+    from stale_syns import Pruner
+
 log = logging.getLogger("lb-status")
 WATCH_SECONDS = 30  # each watch ends after this and the loop relists: no event is missed for long
 RETRY_SECONDS = 2
+PRUNE_EVERY = 1.0  # seconds between looks for stale SYN entries: a blackholed client retries in 1 s
 
 
 def pool_addresses(cidr: str) -> list[str]:
@@ -90,6 +99,15 @@ def run(api: client.CoreV1Api, pool: list[str]) -> None:
             time.sleep(RETRY_SECONDS)
 
 
+def prune_forever(pruner: Pruner) -> None:
+    while True:
+        try:
+            pruner.once()
+        except Exception as err:  # the API server restarting, conntrack slow: next second
+            log.warning("stale SYN pass failed (%s: %s)", type(err).__name__, err)
+        time.sleep(PRUNE_EVERY)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", required=True)
@@ -98,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s lb-status: %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     config.load_kube_config(config_file=args.kubeconfig)
-    run(client.CoreV1Api(), pool_addresses(args.pool))
+    pool = pool_addresses(args.pool)
+    pruner = Pruner(client.CoreV1Api(), client.DiscoveryV1Api(), pool)
+    threading.Thread(target=prune_forever, args=(pruner,), daemon=True).start()
+    run(client.CoreV1Api(), pool)
     return 0
 
 

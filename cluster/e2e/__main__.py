@@ -7,7 +7,9 @@ evaluated and its resources carried out as the engine would (cluster/e2e/stack.p
 as dependencies allow, replacements and awaits as the providers do them); the report's
 assertions; an unchanged second deploy that changes nothing and a dashboard-only change that
 runs no load; NetworkPolicy enforcement; a re-verification after a config change that touches
-only the verification; a pod-kill drill through the load balancer; a new image tag and one more
+only the verification; a pod-kill drill through the load balancer; on a cluster of several
+nodes (make cluster NODES=3) a node drained and a node lost under load (`loadgen drill --node
+auto [--drain]`, every goal of the drill met); a new image tag and one more
 replica rolled out under outside load, 0 failed requests (cluster/e2e/rollout.py); the shared
 Redis store on a first `up` (views counted exactly across pods under the load); sticky sessions
 (sessionAffinity ClientIP) verified as such (these two with the load unpaced); a destroy whose
@@ -173,6 +175,22 @@ class EndToEnd:
         )
         self.results["drill"] = result
         return result["reason"]
+
+    def node_drills(self) -> str:
+        """Drain a node, then lose one (cluster/node.sh cut), under load through the LB."""
+        nodes = self.d.kc("get", "nodes", "-o", "name").stdout.split()
+        if len(nodes) < 2:
+            return "skipped: a one-node cluster (make cluster NODES=3 runs it)"
+        lb_ip = self.jsonpath("service", "{.status.loadBalancer.ingress[0].ip}", "articles")
+        url = f"http://{lb_ip}:8080/article1"
+        said = []
+        for drain in (True, False):
+            result = checks.node_drill(
+                self.d, self.namespace, self.selector, "articles", url, drain=drain
+            )
+            self.results["node_drain" if drain else "node_loss"] = result
+            said.append(result["reason"])
+        return "; ".join(said)
 
     def rollout_under_load(self) -> str:
         """A new image and one more replica rolled out under outside load: 0 failed requests."""
@@ -372,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         e2e.timed("network policies", e2e.network_policies)
         e2e.timed("re-verification", e2e.reverification)
         e2e.timed("drill", e2e.drill)
+        e2e.timed("node drills", e2e.node_drills)
         e2e.timed("rollout under load", e2e.rollout_under_load)
         e2e.timed("shared state (Redis)", e2e.shared_state)
         e2e.timed("sticky sessions", e2e.sticky_sessions)

@@ -247,39 +247,41 @@ def network_policies_enforced(
     return "fortio's labels admitted, an unlabelled pod refused"
 
 
-def drill(d: Deployer, namespace: str, selector: str, url: str) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "loadgen",
-        "drill",
-        "--namespace",
-        namespace,
-        "--selector",
-        selector,
-        "--kill",
-        "1",
-        "--timeout",
-        "120",
-        "--url",
-        url,
-        "--context",
-        d.context,
-        "--json",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=d.env(), timeout=180)
+def _loadgen_json(d: Deployer, what: str, args: list[str], timeout: float) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "loadgen", *args, "--context", d.context, "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=d.env(), timeout=timeout)
     try:
-        result = json.loads(proc.stdout)
+        return json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
         raise DeployError(
-            f"drill printed no JSON (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
+            f"{what} printed no JSON (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
         ) from exc
+
+
+def drill(d: Deployer, namespace: str, selector: str, url: str) -> dict[str, Any]:
+    args = ["drill", "--namespace", namespace, "--selector", selector]
+    args += ["--kill", "1", "--timeout", "120", "--url", url]
+    result = _loadgen_json(d, "drill", args, timeout=180)
     traffic = result.get("traffic") or {}
     require(result.get("verdict") == "recovered", f"drill: {result.get('reason')}")
     require(
         traffic.get("failed") == 0 and traffic.get("total", 0) > 0,
         f"drill: {traffic.get('failed')} of {traffic.get('total')} requests failed",
     )
+    return result
+
+
+def node_drill(
+    d: Deployer, namespace: str, selector: str, service: str, url: str, *, drain: bool
+) -> dict[str, Any]:
+    """`loadgen drill --node auto [--drain]` on a cluster of several nodes: every goal of the
+    drill met (recovery within 60 s, failures within the bound or 0 for a drain, balanced over
+    the survivors, the node back), which the drill's own exit code and goals say."""
+    args = ["drill", "--node", "auto", "--namespace", namespace, "--selector", selector]
+    args += ["--service", service, "--url", url, "--timeout", "120"] + ["--drain"] * drain
+    result = _loadgen_json(d, "node drill", args, timeout=600)
+    missed = [g["goal"] for g in result.get("goals") or [] if g.get("met") is not True]
+    require(result.get("exit_code") == 0 and not missed, f"node drill: {result.get('reason')}")
     return result
 
 
