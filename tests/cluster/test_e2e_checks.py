@@ -96,3 +96,48 @@ def test_views_must_be_consistent_with_the_shared_store():
     # The stateless stack's report has no such check to pass.
     with pytest.raises(checks.CheckFailed, match="views"):
         checks.views_consistent({**load("balanced"), "consistency": {"verdict": "skipped"}})
+
+
+class _Deployer:
+    context = "selfheal-lb"
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+
+def _node_drill(monkeypatch, stdout: str, *, drain: bool) -> dict[str, Any]:
+    seen: list[list[str]] = []
+
+    def run(cmd, **_kw):
+        seen.append(cmd)
+        return checks.subprocess.CompletedProcess(cmd, 0, stdout, "")
+
+    monkeypatch.setattr(checks.subprocess, "run", run)
+    url = "http://10.199.1.1:8080/article1"
+    out = checks.node_drill(_Deployer(), "ns", "app=x", "articles", url, drain=drain)
+    assert ("--drain" in seen[0]) is drain and seen[0][seen[0].index("--node") + 1] == "auto"
+    return out
+
+
+@pytest.mark.parametrize("name", ["node-loss", "node-drain"])
+def test_the_real_node_drills_pass(monkeypatch, name):
+    report = load(name)
+    assert _node_drill(monkeypatch, json.dumps(report), drain=name == "node-drain") == report
+
+
+@pytest.mark.parametrize("name", ["node-loss", "node-drain"])
+def test_a_node_drill_with_a_missed_goal_fails_with_its_reason(monkeypatch, name):
+    report = load(name)
+    report["goals"][0]["met"] = False
+    report["reason"] = "a missed goal"
+    with pytest.raises(checks.CheckFailed, match="node drill: a missed goal"):
+        _node_drill(monkeypatch, json.dumps(report), drain=name == "node-drain")
+    report = load(name)
+    report["exit_code"] = 1
+    with pytest.raises(checks.CheckFailed):
+        _node_drill(monkeypatch, json.dumps(report), drain=name == "node-drain")
+
+
+def test_a_node_drill_that_printed_no_json_fails_in_one_line(monkeypatch):
+    with pytest.raises(checks.DeployError, match="node drill printed no JSON"):
+        _node_drill(monkeypatch, "", drain=False)

@@ -11,7 +11,7 @@ from kubernetes import client
 from cluster.stale_syns import Pruner, SynEntry, parse, stale
 
 LB = "10.199.1.1"
-# Real `conntrack -L -p tcp --state SYN_SENT` lines from the local cluster after a node loss,
+# `conntrack -L -p tcp --state SYN_SENT` lines as the local cluster printed them after a node loss,
 # plus one to an address outside the pool, and a TIME_WAIT line and conntrack's summary line,
 # which parse must skip.
 LINES = [
