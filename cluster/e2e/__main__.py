@@ -137,6 +137,8 @@ class EndToEnd:
         assert self.run is not None and self.metrics_api is not None
         replicas = int(self.run.outputs["appReplicas"])
         self.timed("report", lambda: checks.report_is_balanced(report, replicas))
+        nodes = len(self.d.kc("get", "nodes", "-o", "name").stdout.split())
+        self.timed("spread", lambda: checks.spread_over_nodes(report, replicas, nodes))
         self.timed(
             "metrics-server",
             lambda: checks.metrics_server_reused(self.metrics_api, self.d.applied.values()),

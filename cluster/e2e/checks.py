@@ -247,6 +247,16 @@ def network_policies_enforced(
     return "fortio's labels admitted, an unlabelled pod refused"
 
 
+def spread_over_nodes(report: dict[str, Any], replicas: int, nodes: int) -> str:
+    """A first deploy on an idle cluster: the topology spread put the pods on as many nodes as
+    it could, and each of those nodes served traffic (the report's nodes_served)."""
+    served = int(report.get("nodes_served") or 0)
+    want = min(replicas, nodes)
+    per_node = {n.get("name"): len(n.get("pods") or []) for n in report.get("nodes") or []}
+    require(served >= want, f"{served} of {nodes} nodes served traffic, not {want}: {per_node}")
+    return f"{served} node{'s' * (served != 1)} served traffic: {per_node}"
+
+
 def _loadgen_json(d: Deployer, what: str, args: list[str], timeout: float) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "loadgen", *args, "--context", d.context, "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=d.env(), timeout=timeout)

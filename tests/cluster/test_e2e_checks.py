@@ -141,3 +141,26 @@ def test_a_node_drill_with_a_missed_goal_fails_with_its_reason(monkeypatch, name
 def test_a_node_drill_that_printed_no_json_fails_in_one_line(monkeypatch):
     with pytest.raises(checks.DeployError, match="node drill printed no JSON"):
         _node_drill(monkeypatch, "", drain=False)
+
+
+def test_the_real_three_node_report_is_balanced_and_spread():
+    report = load("three-nodes")
+    assert checks.report_is_balanced(report, 3).startswith("balanced over 3 pods")
+    assert checks.spread_over_nodes(report, 3, 3).startswith("3 nodes served traffic")
+
+
+def test_the_first_report_must_come_from_as_many_nodes_as_the_spread_allows():
+    report = {
+        "nodes_served": 3,
+        "nodes": [{"name": f"n{i}", "pods": [f"p{i}"], "requests": 100} for i in (1, 2, 3)],
+    }
+    assert checks.spread_over_nodes(report, 3, 3).startswith("3 nodes served")
+    assert checks.spread_over_nodes(report, 3, 1).startswith("3 nodes")  # more is fine
+    one_node = {"nodes_served": 1, "nodes": [{"name": "n1", "pods": ["a", "b", "c"]}]}
+    assert checks.spread_over_nodes(one_node, 3, 1).startswith("1 node served")
+    with pytest.raises(checks.CheckFailed, match="1 of 3 nodes served traffic, not 3"):
+        checks.spread_over_nodes(one_node, 3, 3)
+    two = {"nodes_served": 2, "nodes": [{"name": "n1", "pods": ["a", "b"]}, {"name": "n2"}]}
+    assert checks.spread_over_nodes(two, 2, 3).startswith("2 nodes")
+    with pytest.raises(checks.CheckFailed):
+        checks.spread_over_nodes(two, 3, 3)
