@@ -7,20 +7,8 @@ import argparse
 import sys
 
 from loadgen import nodecmd
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
+from loadgen.argtypes import positive_float as _positive_float
+from loadgen.argtypes import positive_int as _positive_int
 
 
 def add_args(d: argparse.ArgumentParser) -> None:

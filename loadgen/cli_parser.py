@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from loadgen import cli_node
+from loadgen.argtypes import positive_float as _positive_float
+from loadgen.argtypes import positive_int as _positive_int
 from loadgen.verdict import DEFAULT_ALPHA
 
 DEFAULT_TIMEOUT = 30.0
@@ -19,20 +21,6 @@ def _alpha(text: str) -> float:
     value = float(text)
     if not 0 < value < 0.5:
         raise argparse.ArgumentTypeError("alpha must be between 0 and 0.5")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
     return value
 
 
