@@ -112,6 +112,9 @@ class EndToEnd:
             args[args.index("-n") + 1]
         )
 
+    def node_count(self) -> int:
+        return len(self.d.kc("get", "nodes", "-o", "name").stdout.split())
+
     def jsonpath(self, kind: str, path: str, *selector: str) -> str:
         return self.d.kc(
             "get", kind, *selector, "-n", self.namespace, "-o", f"jsonpath={path}"
@@ -137,7 +140,7 @@ class EndToEnd:
         assert self.run is not None and self.metrics_api is not None
         replicas = int(self.run.outputs["appReplicas"])
         self.timed("report", lambda: checks.report_is_balanced(report, replicas))
-        nodes = len(self.d.kc("get", "nodes", "-o", "name").stdout.split())
+        nodes = self.node_count()
         self.timed("spread", lambda: checks.spread_over_nodes(report, replicas, nodes))
         self.timed(
             "metrics-server",
@@ -170,21 +173,21 @@ class EndToEnd:
         replicas = int(self.run.outputs["appReplicas"])
         return "re-ran " + ", ".join(acted) + "; " + checks.report_is_balanced(report, replicas)
 
-    def drill(self) -> str:
+    def article_url(self) -> str:
+        """/article1 through the app Service's load-balancer address."""
         lb_ip = self.jsonpath("service", "{.status.loadBalancer.ingress[0].ip}", "articles")
-        result = checks.drill(
-            self.d, self.namespace, self.selector, f"http://{lb_ip}:8080/article1"
-        )
+        return f"http://{lb_ip}:8080/article1"
+
+    def drill(self) -> str:
+        result = checks.drill(self.d, self.namespace, self.selector, self.article_url())
         self.results["drill"] = result
         return result["reason"]
 
     def node_drills(self) -> str:
         """Drain a node, then lose one (cluster/node.sh cut), under load through the LB."""
-        nodes = self.d.kc("get", "nodes", "-o", "name").stdout.split()
-        if len(nodes) < 2:
+        if self.node_count() < 2:
             return "skipped: a one-node cluster (make cluster NODES=3 runs it)"
-        lb_ip = self.jsonpath("service", "{.status.loadBalancer.ingress[0].ip}", "articles")
-        url = f"http://{lb_ip}:8080/article1"
+        url = self.article_url()
         said = []
         for drain in (True, False):
             result = checks.node_drill(
