@@ -51,9 +51,11 @@ def drain(
     *,
     timeout: float,
     note: Callable[[str], None],
+    tick: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
-    """Cordon and evict; returns the figures. Raises KubeError when the node has pods a
-    drain would lose (before cordoning) or the drain does not finish within `timeout`."""
+    """Cordon and evict; returns the figures. `tick` runs before each wait (the caller looks
+    at the pods meanwhile). Raises KubeError when the node has pods a drain would lose (before
+    cordoning) or the drain does not finish within `timeout`."""
     on_node = nodeapi.pods_on_node(client, node)
     to_evict, skipped, refused = plan(on_node)
     # Which pods we evict, by uid: a replacement may come back under the same name (StatefulSet).
@@ -87,6 +89,7 @@ def drain(
                 refusals += 1
                 still.append((ns, name))
         pending = still
+        tick()
         if pending:
             time.sleep(min(RETRY_EVERY, max(0.0, deadline - time.monotonic())))
     evicted_at = time.monotonic() - t0
@@ -101,6 +104,7 @@ def drain(
             break
         if time.monotonic() > deadline:
             raise KubeError(f"drain of {node}: {', '.join(left)} still there after {timeout:g}s")
+        tick()
         time.sleep(0.25)
     done = time.monotonic() - t0
     note(f"{node} drained: every evicted pod gone")

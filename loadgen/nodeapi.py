@@ -1,6 +1,6 @@
 """The API calls of the node drill (loadgen/nodedrill.py) beyond kube.py's: nodes, cordon,
-pods on one node in every namespace, and evictions. Each goes through KubeClient.request, so it
-is bounded, retried and fails in one line like every other call."""
+pods on one node in every namespace, PodDisruptionBudgets, and evictions. Each goes through
+KubeClient.request, so it is bounded, retried and fails in one line like every other call."""
 
 from __future__ import annotations
 
@@ -33,6 +33,12 @@ def pods_on_node(client: KubeClient, node: str) -> list[dict]:
     doc = json.loads(
         client.request("GET", "/api/v1/pods", {}, {"fieldSelector": f"spec.nodeName={node}"})
     )
+    return list(doc.get("items") or [])
+
+
+def list_pdbs(client: KubeClient, namespace: str) -> list[dict]:
+    path = "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
+    doc = json.loads(client.request("GET", path, {"namespace": namespace}))
     return list(doc.get("items") or [])
 
 

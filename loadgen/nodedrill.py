@@ -79,6 +79,7 @@ class Tracker:
         self.removed_t: float | None = None
         self.recovered_t: float | None = None
         self.states: dict[str, str] = {}
+        self.min_ready: int | None = None  # fewest Ready app pods at any look (the PDB's count)
         self.poll_errors: list[str] = []
         self.uses_slices = bool(
             client.list_endpointslices(s.namespace, service) if self.lost_ips else []
@@ -90,13 +91,8 @@ class Tracker:
     def note(self, text: str) -> None:
         self.timeline.append({"t": round(self.now(), 2), "event": text})
 
-    def poll(self, desired: int, deployment: str) -> bool:
-        """One look; True once the Deployment is full and Ready with no pod on the node."""
-        if self.not_ready_t is None:
-            status = nodeloss.ready_status(nodeapi.get_node(self.client, self.node))
-            if status != "True":
-                self.not_ready_t = self.now()
-                self.note(f"node {self.node} Ready={status or 'none'}")
+    def look(self) -> list[dict]:
+        """The app pods: each change of state noted, the fewest Ready (not terminating) kept."""
         pods = self.client.list_pods(self.s.namespace, self.s.selector)
         for p in pods:
             name, state = kube.pod_name(p), nodeloss.pods_table([p])[0]["state"]
@@ -106,6 +102,24 @@ class Tracker:
                 elif name in self.states:
                     self.note(f"pod {name} ({kube.node_name(p)}) {state}")
                 self.states[name] = state
+        ready = sum(kube.is_ready(p) for p in pods)
+        self.min_ready = ready if self.min_ready is None else min(self.min_ready, ready)
+        return pods
+
+    def look_during_drain(self) -> None:
+        try:
+            self.look()
+        except KubeError as exc:  # one missed look only coarsens the count
+            self.poll_errors.append(kube.one_line(exc, 120))
+
+    def poll(self, desired: int, deployment: str) -> bool:
+        """One look; True once the Deployment is full and Ready with no pod on the node."""
+        if self.not_ready_t is None:
+            status = nodeloss.ready_status(nodeapi.get_node(self.client, self.node))
+            if status != "True":
+                self.not_ready_t = self.now()
+                self.note(f"node {self.node} Ready={status or 'none'}")
+        pods = self.look()
         if self.removed_t is None:
             if self.uses_slices:
                 eps = endpoint_states(
@@ -160,6 +174,20 @@ def _restore(
     return result
 
 
+def _budget(
+    client: KubeClient, s: Settings, pod: dict, desired: int
+) -> tuple[tuple[str, int] | None, str | None]:
+    """The PodDisruptionBudget the drain must respect, or a note saying why there is none."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    try:
+        found = nodeloss.pdb_floor(nodeapi.list_pdbs(client, s.namespace), labels, desired)
+    except KubeError as exc:
+        return None, f"PodDisruptionBudgets not read ({kube.one_line(exc, 120)})"
+    if found is None:
+        return None, "no PodDisruptionBudget selects the app pods: a drain may take them all"
+    return found, None
+
+
 def node_drill(client: KubeClient, s: Settings, run_cmd: Callable = nodecmd.run) -> dict:
     nodes = nodeapi.list_nodes(client)
     pods = client.list_pods(s.namespace, s.selector)
@@ -171,6 +199,7 @@ def node_drill(client: KubeClient, s: Settings, run_cmd: Callable = nodecmd.run)
         raise KubeError(f"no app pod is Ready in {s.namespace}: nothing to drill")
     deployment = owning_deployment(client, s.namespace, ready[0])
     desired, _ = _ready_replicas(client.get_deployment(s.namespace, deployment))
+    budget, budget_note = _budget(client, s, ready[0], desired) if s.drain else (None, None)
     fault = restore = None
     if not s.drain:  # both commands checked before anything happens
         fault, restore = nodecmd.argv(s.fault_cmd, node), nodecmd.argv(s.restore_cmd, node)
@@ -201,7 +230,11 @@ def node_drill(client: KubeClient, s: Settings, run_cmd: Callable = nodecmd.run)
         tracker.note(f"{'drain' if s.drain else 'fault'} of {node} begins")
         if s.drain:
             rep["drain"] = draining.drain(
-                client, node, timeout=s.command_timeout, note=tracker.note
+                client,
+                node,
+                timeout=s.command_timeout,
+                note=tracker.note,
+                tick=tracker.look_during_drain,
             )
         else:
             assert fault is not None
@@ -276,7 +309,9 @@ def node_drill(client: KubeClient, s: Settings, run_cmd: Callable = nodecmd.run)
             restored=restored,
             fault=rep["fault"],
             drain=rep["drain"],
-            notes=_notes(tracker, s),
+            notes=_notes(tracker, s) + ([budget_note] if budget_note else []),
+            min_ready=tracker.min_ready,
+            pdb=budget,
         ),
         s,
     )

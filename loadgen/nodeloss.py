@@ -82,6 +82,35 @@ def pick_node(requested: str, nodes: Sequence[Mapping[str, Any]], pods: Sequence
     return requested
 
 
+def _scaled(value: int | str, desired: int) -> int:
+    """An IntOrString of a PDB: a percentage of the desired count rounds up, as the disruption
+    controller computes it."""
+    if isinstance(value, str) and value.endswith("%"):
+        return math.ceil(int(value[:-1]) * desired / 100)
+    return int(value)
+
+
+def pdb_floor(
+    pdbs: Iterable[Mapping[str, Any]], labels: Mapping[str, str], desired: int
+) -> tuple[str, int] | None:
+    """(name, fewest healthy pods it allows) of the PodDisruptionBudget whose matchLabels
+    select pods with `labels`; None when none does (matchExpressions are not evaluated)."""
+    for pdb in pdbs:
+        spec = pdb.get("spec") or {}
+        selector = spec.get("selector") or {}
+        wanted = selector.get("matchLabels") or {}
+        if selector.get("matchExpressions") or not wanted:
+            continue
+        if any(labels.get(k) != v for k, v in wanted.items()):
+            continue
+        name = str((pdb.get("metadata") or {}).get("name", ""))
+        if spec.get("minAvailable") is not None:
+            return name, _scaled(spec["minAvailable"], desired)
+        if spec.get("maxUnavailable") is not None:
+            return name, desired - _scaled(spec["maxUnavailable"], desired)
+    return None
+
+
 def pods_table(pods: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Each app pod with its node and state, as the report shows it before and after."""
     rows = []

@@ -38,6 +38,8 @@ class Figures:
     fault: dict[str, Any] | None
     drain: dict[str, Any] | None
     notes: list[str]
+    min_ready: int | None = None  # fewest Ready app pods at any look from the fault on
+    pdb: tuple[str, int] | None = None  # (name, fewest healthy pods it allows); drain only
 
 
 def _since(f: Figures, t: float | None) -> float | None:
@@ -53,6 +55,11 @@ def goals(f: Figures, s: Settings) -> tuple[list[dict[str, Any]], dict[str, Any]
         out.append(nodeloss.goal("failed requests during the drain", "0", failed, failed == 0))
         took = (f.drain or {}).get("drain_seconds")
         out.append(nodeloss.goal("drain completed", f"<= {s.command_timeout:g} s", took, True))
+        if f.pdb is not None:  # sampled every look (0.25 s and more): a dip between is unseen
+            name, floor = f.pdb
+            held = f.min_ready is not None and f.min_ready >= floor
+            target = f">= {floor} (PodDisruptionBudget {name})"
+            out.append(nodeloss.goal("fewest Ready app pods", target, f.min_ready, held))
     else:
         bound = nodeloss.failure_bound(
             starts=f.starts,
@@ -127,6 +134,8 @@ def build(f: Figures, s: Settings) -> dict[str, Any]:
         "node_not_ready_s": _since(f, f.not_ready_t),
         "endpoints_removed_s": _since(f, f.removed_t),
         "recovery_seconds": rec,
+        "min_ready": f.min_ready,
+        "pdb": {"name": f.pdb[0], "min_healthy": f.pdb[1]} if f.pdb else None,
         "failures": bound,
         "drain": f.drain,
         "fault": f.fault,

@@ -126,6 +126,7 @@ class FakeKube:
         # name -> {"labels": {...}, "ready": "True"|"False"|"Unknown", "unschedulable": bool}
         self.nodes: dict[str, dict[str, Any]] = {}
         self.pdb_refusals = 0  # the next N evictions are refused (429), as a PDB would
+        self.pdbs: list[dict[str, Any]] = []  # PodDisruptionBudgets listed (not enforced)
         self.faults: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, str]] = []  # (method, path+query, auth header)
         self.lock = threading.RLock()
@@ -381,6 +382,9 @@ class FakeKube:
                     self._send(h, 200, self.node_json(segs[3]))
                     return
             self._status(h, 404, f'nodes "{segs[-1]}" not found')
+            return
+        if segs == ["apis", "policy", "v1", "namespaces", ns, "poddisruptionbudgets"]:
+            self._send(h, 200, {"kind": "PodDisruptionBudgetList", "items": self.pdbs})
             return
         if segs == ["api", "v1", "pods"] and method == "GET":
             field_sel = query.get("fieldSelector", "")

@@ -204,7 +204,10 @@ def cluster(fake: FakeKube, request: pytest.FixtureRequest) -> FakeKube:
     fake.add_node("n2", {"selfheal-lb.dev/extra-node": "true"})
     fake.add_node("n3", {"selfheal-lb.dev/extra-node": "true"})
     # A lost node's pods stay terminating (its kubelet cannot confirm); a drained one's go.
-    gone_after = 0.5 if "drain" in request.node.name else 30.0
+    # The budget tests keep a drained pod 1.5 s (a preStop) while its replacement is Ready
+    # after 0.6 s: only a look during the drain sees the dip.
+    name = request.node.name
+    gone_after = 1.5 if "budget" in name else 0.5 if "drain" in name else 30.0
     fake.add_deployment(
         "articles", LABELS, metrics_texts=[CANNED] * 3, nodes=["n1", "n2", "n2"],
         recreate_after=0.2, ready_after=0.4, terminate_after=gone_after,
@@ -315,6 +318,66 @@ def test_drain_honours_the_pdb_and_uncordons(cluster: FakeKube, lb: str, kubecon
     assert rep["traffic"]["failed"] == 0 and rep["verdict"] == "goals-met", rep["reason"]
     assert cluster.nodes["n2"]["unschedulable"] is False  # uncordoned afterwards
     assert all(r["node"] != "n2" for r in rep["pods_after"] if r["state"] == "ready")
+
+
+def _pdb(name: str, **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"selector": {"matchLabels": LABELS}, **spec}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("max_unavailable", "held"), [(2, True), (1, False)])
+def test_drain_counts_the_fewest_ready_pods_against_the_budget(
+    cluster: FakeKube, lb: str, kubeconfig: str, max_unavailable: int, held: bool
+) -> None:
+    """The fake evicts n2's two pods at once, as no real API server would under maxUnavailable
+    1: the drill sees 1 Ready pod during the drain and says the budget did not hold."""
+    cluster.pdbs = [_pdb("other", maxUnavailable=0) | {"spec": {"selector": {}}}]
+    cluster.pdbs.append(_pdb("articles", maxUnavailable=max_unavailable))
+    rep = run_drill(kubeconfig, settings(lb, drain=True))
+    assert rep["pdb"] == {"name": "articles", "min_healthy": 3 - max_unavailable}
+    assert rep["min_ready"] == 1
+    goal = next(g for g in rep["goals"] if g["goal"] == "fewest Ready app pods")
+    assert (
+        goal["met"] is held
+        and goal["target"] == f">= {3 - max_unavailable} (PodDisruptionBudget articles)"
+    )
+    assert (rep["exit_code"] == 0) is held, rep["reason"]
+    assert cluster.nodes["n2"]["unschedulable"] is False
+
+
+@pytest.mark.slow
+def test_drain_without_a_budget_says_so(cluster: FakeKube, lb: str, kubeconfig: str) -> None:
+    rep = run_drill(kubeconfig, settings(lb, drain=True))
+    assert rep["pdb"] is None and all(g["goal"] != "fewest Ready app pods" for g in rep["goals"])
+    assert "no PodDisruptionBudget selects the app pods" in " ".join(rep["notes"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "floor"),
+    [
+        ({"maxUnavailable": 1}, 2),
+        ({"maxUnavailable": "34%"}, 1),  # 34 % of 3 = 1.02, rounded up: 2 may go
+        ({"minAvailable": 2}, 2),
+        ({"minAvailable": "50%"}, 2),  # 1.5 rounded up
+        ({"minAvailable": 0}, 0),
+    ],
+)
+def test_pdb_floor_is_the_disruption_controllers_arithmetic(spec: dict, floor: int) -> None:
+    assert nodeloss.pdb_floor([_pdb("b", **spec)], LABELS, 3) == ("b", floor)
+
+
+def test_pdb_floor_takes_only_a_budget_that_selects_the_pods() -> None:
+    other = {
+        "metadata": {"name": "x"},
+        "spec": {"selector": {"matchLabels": {"app": "y"}}, "maxUnavailable": 0},
+    }
+    exprs = {
+        "metadata": {"name": "e"},
+        "spec": {"selector": {"matchExpressions": [{"key": "a"}]}, "maxUnavailable": 0},
+    }
+    assert nodeloss.pdb_floor([other, exprs], LABELS, 3) is None
+    assert nodeloss.pdb_floor([other, _pdb("mine", maxUnavailable=1)], LABELS, 3) == ("mine", 2)
+    assert nodeloss.pdb_floor([_pdb("none-set")], LABELS, 3) is None
 
 
 # -- the restore runs whatever happens ----------------------------------------------------
