@@ -6,7 +6,8 @@ or uncordon) in a finally, and the node awaited Ready, bounded.
 
 The load is rollout-check's (steady.py): closed-loop clients, one fresh connection per
 request, so each request is a new pick among the Service's endpoints. The judgement is in
-nodeloss.py (pure); the commands in nodecmd.py; the drain in drain.py.
+nodeloss.py (pure); the looks in nodetrack.py; the commands in nodecmd.py; the drain in
+drain.py.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from loadgen import drain as draining
 from loadgen import http_load, kube, nodeapi, nodecmd, nodeloss, nodereport
 from loadgen.drill import _ready_replicas, owning_deployment
 from loadgen.kube import KubeClient, KubeError
-from loadgen.rollout import endpoint_states
+from loadgen.nodetrack import Tracker
 from loadgen.steady import Recorder, SteadyLoad
 
 POLL = 0.25  # the timeline's resolution, seconds
@@ -63,85 +64,6 @@ class Settings:
     settle: float = 3.0
     proxy_lag: float = 2.0
     verify_requests: int = 600
-
-
-class Tracker:
-    """Polls the node, the app pods and the Service's EndpointSlices; notes each change."""
-
-    def __init__(self, client: KubeClient, s: Settings, node: str, service: str, pods: list):
-        self.client, self.s, self.node, self.service = client, s, node, service
-        self.known = {kube.pod_name(p) for p in pods}
-        lost = [p for p in pods if kube.is_ready(p) and kube.node_name(p) == node]
-        self.lost_ips = {str((p.get("status") or {}).get("podIP") or "") for p in lost} - {""}
-        self.t0 = time.monotonic()
-        self.timeline: list[dict[str, Any]] = []
-        self.not_ready_t: float | None = None
-        self.removed_t: float | None = None
-        self.recovered_t: float | None = None
-        self.states: dict[str, str] = {}
-        self.min_ready: int | None = None  # fewest Ready app pods at any look (the PDB's count)
-        self.poll_errors: list[str] = []
-        self.uses_slices = bool(
-            client.list_endpointslices(s.namespace, service) if self.lost_ips else []
-        )
-
-    def now(self) -> float:
-        return time.monotonic() - self.t0
-
-    def note(self, text: str) -> None:
-        self.timeline.append({"t": round(self.now(), 2), "event": text})
-
-    def look(self) -> list[dict]:
-        """The app pods: each change of state noted, the fewest Ready (not terminating) kept."""
-        pods = self.client.list_pods(self.s.namespace, self.s.selector)
-        for p in pods:
-            name, state = kube.pod_name(p), nodeloss.pods_table([p])[0]["state"]
-            if self.states.get(name) != state:
-                if name not in self.known and name not in self.states:
-                    self.note(f"replacement {name} on {kube.node_name(p) or '(unscheduled)'}")
-                elif name in self.states:
-                    self.note(f"pod {name} ({kube.node_name(p)}) {state}")
-                self.states[name] = state
-        ready = sum(kube.is_ready(p) for p in pods)
-        self.min_ready = ready if self.min_ready is None else min(self.min_ready, ready)
-        return pods
-
-    def look_during_drain(self) -> None:
-        try:
-            self.look()
-        except KubeError as exc:  # one missed look only coarsens the count
-            self.poll_errors.append(kube.one_line(exc, 120))
-
-    def poll(self, desired: int, deployment: str) -> bool:
-        """One look; True once the Deployment is full and Ready with no pod on the node."""
-        if self.not_ready_t is None:
-            status = nodeloss.ready_status(nodeapi.get_node(self.client, self.node))
-            if status != "True":
-                self.not_ready_t = self.now()
-                self.note(f"node {self.node} Ready={status or 'none'}")
-        pods = self.look()
-        if self.removed_t is None:
-            if self.uses_slices:
-                eps = endpoint_states(
-                    self.client.list_endpointslices(self.s.namespace, self.service)
-                )
-                serving = [ip for ip in self.lost_ips if eps.get(ip) == "ready"]
-            else:  # no EndpointSlices to read: the pods' Ready is what the controller follows
-                serving = [
-                    kube.pod_name(p)
-                    for p in pods
-                    if kube.node_name(p) == self.node and kube.is_ready(p)
-                ]
-            if not serving:
-                self.removed_t = self.now()
-                self.note(f"no endpoint on {self.node} left ready in the Service")
-        healthy = [p for p in pods if kube.is_ready(p) and kube.node_name(p) != self.node]
-        _, dep_ready = _ready_replicas(self.client.get_deployment(self.s.namespace, deployment))
-        if len(healthy) >= desired and dep_ready >= desired:
-            self.recovered_t = self.now()
-            self.note(f"{deployment} {len(healthy)}/{desired} Ready, none on {self.node}")
-            return True
-        return False
 
 
 def _wait_node_ready(client: KubeClient, node: str, seconds: float) -> float | None:
@@ -211,7 +133,7 @@ def node_drill(client: KubeClient, s: Settings, run_cmd: Callable = nodecmd.run)
     service = s.service or deployment
     pods_before = nodeloss.pods_table(pods)
     client.extend(s.timeout + s.command_timeout + 60.0)
-    tracker = Tracker(client, s, node, service, pods)
+    tracker = Tracker(client, s.namespace, s.selector, node, service, pods)
     recorder = PhasedRecorder(t0=tracker.t0)
     load = SteadyLoad(
         s.url,
