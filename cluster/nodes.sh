@@ -45,39 +45,45 @@ node_cgroups() {
 # node_runtime N: node N's network, cgroups and containerd (images are imported after this,
 # into every node at once: cluster/images.sh).
 node_runtime() {
-  local n="$1" NSENTER
-  NSENTER=(nsenter "--net=/var/run/netns/$(node_netns "$n")")  # exec'd, unlike node_run
+  local n="$1"
   node_network "$n"
   node_cgroups "$n"
   write_containerd_config "$n"
-  start "$(node_pid "$n" containerd)" "${NSENTER[@]}" containerd \
+  # shellcheck disable=SC2046
+  start "$(node_pid "$n" containerd)" $(node_exec "$n") containerd \
     --config "$(node_state "$n")/containerd/config.toml"
   wait_for 30 "containerd of node $n" ctr --address "$(node_sock "$n")" version
   alive_or_die "$(node_pid "$n" containerd)" containerd
 }
 
-# node_kubelet N: node N's kubelet and kube-proxy, in its namespace.
+# node_exec N: the prefix that runs a daemon in node N's network namespace, exec'd (unlike
+# node_run), so its PID is the daemon's own; nothing for node 1 (the host's namespace).
+node_exec() { (($1 == 1)) || echo "nsenter --net=/var/run/netns/$(node_netns "$1")"; }
+
+# node_kubelet N: node N's kubelet and kube-proxy (node 1's too), in its namespace. Extra nodes
+# carry EXTRA_NODE_LABEL; node 1 is labelled control plane once it is registered (up.sh).
 node_kubelet() {
-  local n="$1" st NSENTER
-  NSENTER=(nsenter "--net=/var/run/netns/$(node_netns "$n")")
+  local n="$1" st labels=()
   st="$(node_state "$n")"
+  ((n > 1)) && labels=(--node-labels "$EXTRA_NODE_LABEL=true")
   write_kubeconfig "$st/kubelet.kubeconfig" "$(node_cert kubelet "$n")"
   write_kubelet_config "$n"
   write_kube_proxy_config "$n"
-  start "$(node_pid "$n" kubelet)" "${NSENTER[@]}" "$SLB_BIN/kubelet" \
+  # shellcheck disable=SC2046  # node_exec's words are meant to split
+  start "$(node_pid "$n" kubelet)" $(node_exec "$n") "$SLB_BIN/kubelet" \
     --config "$st/kubelet/config.yaml" --kubeconfig "$st/kubelet.kubeconfig" \
     --hostname-override "$(node_name "$n")" --node-ip "$(node_ip "$n")" \
-    --root-dir "$st/kubelet/root" --cert-dir "$st/kubelet/pki" \
-    --node-labels "$EXTRA_NODE_LABEL=true"
-  start "$(node_pid "$n" kube-proxy)" "${NSENTER[@]}" "$SLB_BIN/kube-proxy" \
+    --root-dir "$st/kubelet/root" --cert-dir "$st/kubelet/pki" "${labels[@]}"
+  # shellcheck disable=SC2046
+  start "$(node_pid "$n" kube-proxy)" $(node_exec "$n") "$SLB_BIN/kube-proxy" \
     --config "$st/kube-proxy/config.yaml"
 }
 
 # node_router N: kube-router's NetworkPolicy firewall for node N's pods, in its namespace.
 node_router() {
-  local n="$1" NSENTER
-  NSENTER=(nsenter "--net=/var/run/netns/$(node_netns "$n")")
-  start "$(node_pid "$n" kube-router)" "${NSENTER[@]}" "$SLB_BIN/kube-router" \
+  local n="$1"
+  # shellcheck disable=SC2046
+  start "$(node_pid "$n" kube-router)" $(node_exec "$n") "$SLB_BIN/kube-router" \
     --kubeconfig "$SLB_STATE/kube-router.kubeconfig" --hostname-override "$(node_name "$n")" \
     --run-firewall=true --run-router=false --run-service-proxy=false --run-loadbalancer=false \
     --metrics-port 0 --health-port 20244

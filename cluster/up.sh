@@ -125,7 +125,7 @@ fi
 make_pki
 P="$SLB_STATE/pki"
 write_kubeconfig "$SLB_KUBECONFIG" admin
-for c in controller-manager scheduler kubelet kube-proxy kube-router lb-status; do
+for c in controller-manager scheduler kube-proxy kube-router lb-status; do  # kubelets: nodes.sh
   write_kubeconfig "$SLB_STATE/$c.kubeconfig" "$c"
 done
 
@@ -198,13 +198,7 @@ for ((n = 2; n <= NODES; n++)); do node_runtime "$n"; done
 "$CLUSTER_DIR/images.sh" system  # into every node's containerd
 step "containerd up on $NODES node(s), system images imported"
 
-write_kubelet_config 1
-start kubelet "$SLB_BIN/kubelet" --config "$SLB_STATE/kubelet/config.yaml" \
-  --kubeconfig "$SLB_STATE/kubelet.kubeconfig" --hostname-override "$NODE_NAME" \
-  --node-ip "$NODE_IP" --root-dir "$SLB_STATE/kubelet/root" --cert-dir "$SLB_STATE/kubelet/pki"
-write_kube_proxy_config 1
-start kube-proxy "$SLB_BIN/kube-proxy" --config "$SLB_STATE/kube-proxy/config.yaml"
-for ((n = 2; n <= NODES; n++)); do node_kubelet "$n"; done
+for ((n = 1; n <= NODES; n++)); do node_kubelet "$n"; done
 for ((n = 1; n <= NODES; n++)); do
   wait_for 90 "node $(node_name "$n") Ready" kc wait --for=condition=Ready "node/$(node_name "$n")" --timeout=2s
   alive_or_die "$(node_pid "$n" kubelet)" kubelet
@@ -217,10 +211,7 @@ step "$NODES node(s) Ready"
 
 # --- addons (and the permissions of the agents below) ----------------------------------------
 "$CLUSTER_DIR/addons.sh"
-start kube-router "$SLB_BIN/kube-router" --kubeconfig "$SLB_STATE/kube-router.kubeconfig" \
-  --hostname-override "$NODE_NAME" --run-firewall=true --run-router=false \
-  --run-service-proxy=false --run-loadbalancer=false --metrics-port 0 --health-port 20244
-for ((n = 2; n <= NODES; n++)); do node_router "$n"; done
+for ((n = 1; n <= NODES; n++)); do node_router "$n"; done
 start lb-status "$SLB_CACHE/venv/bin/python" "$CLUSTER_DIR/lb_status.py" \
   --kubeconfig "$SLB_STATE/lb-status.kubeconfig" --pool "$LB_POOL_CIDR"
 wait_for 120 "CoreDNS ready" kc -n kube-system rollout status deploy/coredns --timeout=2s
