@@ -116,10 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s lb-status: %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     config.load_kube_config(config_file=args.kubeconfig)
-    pool = pool_addresses(args.pool)
-    pruner = Pruner(client.CoreV1Api(), client.DiscoveryV1Api(), pool)
+    pool, core = pool_addresses(args.pool), client.CoreV1Api()
+    pruner = Pruner(core, client.DiscoveryV1Api(), pool)
     threading.Thread(target=prune_forever, args=(pruner,), daemon=True).start()
-    run(client.CoreV1Api(), pool)
+    run(core, pool)
     return 0
 
 
